@@ -1,0 +1,389 @@
+//! The format registry: one record per format, parsed from `registry.toml`.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
+
+use serde::Deserialize;
+
+/// How a format's image boots, which decides how the harness starts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// A NixOS VM run script (`bin/run-*-vm`) that boots the kernel directly.
+    DirectKernel,
+    /// A NixOS VM run script that boots through a boot loader from a disk image.
+    VmBootloader,
+    /// A disk with an MBR boot loader, started by BIOS firmware.
+    BiosDisk,
+    /// A GPT disk with an EFI system partition, started by UEFI firmware (OVMF).
+    EfiDisk,
+    /// A hybrid CD-ROM image: UEFI by default, BIOS on request.
+    Iso,
+    /// A kernel, initrd and command line, booted directly as kexec would.
+    Kexec,
+    /// A container root file system: not booted by the harness.
+    Container,
+    /// An image for one cloud or hypervisor, not booted by the harness.
+    CloudOnly,
+    /// An image for a board's own firmware (SD card), not booted by the harness.
+    Board,
+}
+
+impl Profile {
+    /// Whether the harness can boot images of this profile.
+    pub fn bootable(self) -> bool {
+        !matches!(
+            self,
+            Profile::Container | Profile::CloudOnly | Profile::Board
+        )
+    }
+
+    /// Whether the build result carries its own QEMU runner (`bin/run-*-vm`).
+    pub fn uses_runner(self) -> bool {
+        matches!(self, Profile::DirectKernel | Profile::VmBootloader)
+    }
+
+    /// The profile's name as the registry spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::DirectKernel => "direct-kernel",
+            Profile::VmBootloader => "vm-bootloader",
+            Profile::BiosDisk => "bios-disk",
+            Profile::EfiDisk => "efi-disk",
+            Profile::Iso => "iso",
+            Profile::Kexec => "kexec",
+            Profile::Container => "container",
+            Profile::CloudOnly => "cloud-only",
+            Profile::Board => "board",
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The systems a format builds for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum System {
+    /// Any system nixpkgs supports.
+    #[serde(rename = "any")]
+    Any,
+    /// x86_64-linux only.
+    #[serde(rename = "x86_64-linux")]
+    X86_64Linux,
+    /// aarch64-linux only.
+    #[serde(rename = "aarch64-linux")]
+    Aarch64Linux,
+}
+
+impl System {
+    /// The Nix system string, or `any`.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Any => "any",
+            System::X86_64Linux => "x86_64-linux",
+            System::Aarch64Linux => "aarch64-linux",
+        }
+    }
+}
+
+/// How an output file wraps its disk image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Packing {
+    /// gzip around the disk file.
+    Gzip,
+    /// A gzip-compressed tar holding one disk file.
+    TarGz,
+}
+
+/// One format: a record of the registry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Format {
+    /// The name users pass to `-f`, as upstream nixos-generators spells it.
+    pub name: String,
+    /// One line for `--list`.
+    pub description: String,
+    /// `config.system.build.<attr>` on nixpkgs without image variants.
+    pub attr: String,
+    /// nixpkgs' `system.build.images.<variant>`, used where it exists (25.05 and later).
+    pub variant: Option<String>,
+    /// Glob, relative to the build result, that selects the image file.
+    pub output: String,
+    /// The systems the format builds for.
+    pub system: System,
+    /// How the image boots.
+    pub profile: Profile,
+    /// Whether `--disk-size` changes the image.
+    pub disk_size: bool,
+    /// QEMU's block driver for the output file (`raw`, `qcow2`, `vpc`, ...), disk profiles only.
+    pub disk: Option<String>,
+    /// How the output file wraps the disk, if it does.
+    pub packing: Option<Packing>,
+}
+
+impl Format {
+    /// Finds this format's image file inside a build result directory: the first match of
+    /// [`Format::output`] in sorted order, or `None`.
+    pub fn locate(&self, result: &Path) -> Option<PathBuf> {
+        locate(&self.output, result)
+    }
+}
+
+/// The first file (or symlink to a file) under `root` whose relative path matches `pattern`.
+fn locate(pattern: &str, root: &Path) -> Option<PathBuf> {
+    let matcher = globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .ok()?
+        .compile_matcher();
+    let mut stack = vec![root.to_path_buf()];
+    let mut found = Vec::new();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            // Follow symlinks (a build result links into the store), but only descend into
+            // real directories, which keeps the walk finite.
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir {
+                stack.push(path);
+            } else if path.is_file() {
+                let rel = path.strip_prefix(root).expect("walked under root");
+                if matcher.is_match(rel) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found.sort();
+    found.into_iter().next()
+}
+
+/// Something is wrong with the registry itself (a bug in this program, caught by its tests).
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The TOML does not parse into format records.
+    #[error("formats/registry.toml does not parse: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A record breaks a rule of the table.
+    #[error("formats/registry.toml: format {format:?}: {problem}")]
+    Invalid {
+        /// The offending format.
+        format: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// The parsed registry, sorted by name.
+#[derive(Debug)]
+pub struct Registry {
+    formats: Vec<Format>,
+}
+
+#[derive(Deserialize)]
+struct File {
+    format: Vec<Format>,
+}
+
+impl Registry {
+    /// Parses and checks a registry text.
+    pub fn parse(text: &str) -> Result<Registry, RegistryError> {
+        let mut formats = toml::from_str::<File>(text)?.format;
+        formats.sort_by(|a, b| a.name.cmp(&b.name));
+        for pair in formats.windows(2) {
+            if pair[0].name == pair[1].name {
+                return Err(invalid(&pair[0], "listed twice"));
+            }
+        }
+        for f in &formats {
+            if globset::Glob::new(&f.output).is_err() {
+                return Err(invalid(f, "output is not a valid glob"));
+            }
+            let is_disk = matches!(f.profile, Profile::BiosDisk | Profile::EfiDisk);
+            if is_disk != f.disk.is_some() {
+                return Err(invalid(
+                    f,
+                    "`disk` is required for disk profiles and only for them",
+                ));
+            }
+            if f.packing.is_some() && f.disk.is_none() {
+                return Err(invalid(f, "`packing` needs `disk`"));
+            }
+        }
+        Ok(Registry { formats })
+    }
+
+    /// Every format, sorted by name.
+    pub fn formats(&self) -> &[Format] {
+        &self.formats
+    }
+
+    /// The format of that exact name.
+    pub fn get(&self, name: &str) -> Option<&Format> {
+        self.formats.iter().find(|f| f.name == name)
+    }
+
+    /// Up to three known names closest to `name` (for "did you mean").
+    pub fn nearest(&self, name: &str) -> Vec<&str> {
+        let mut scored: Vec<(usize, &str)> = self
+            .formats
+            .iter()
+            .map(|f| (distance(name, &f.name), f.name.as_str()))
+            .collect();
+        scored.sort();
+        let best = scored.first().map_or(0, |s| s.0);
+        let limit = best.max(name.len() / 2).max(2);
+        scored
+            .into_iter()
+            .filter(|(d, n)| *d <= limit || n.starts_with(name) || name.starts_with(n))
+            .take(3)
+            .map(|(_, n)| n)
+            .collect()
+    }
+}
+
+fn invalid(f: &Format, problem: &str) -> RegistryError {
+    RegistryError::Invalid {
+        format: f.name.clone(),
+        problem: problem.into(),
+    }
+}
+
+/// Levenshtein distance between two short strings.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The registry built into this binary.
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        Registry::parse(include_str!("../registry.toml"))
+            .expect("the built-in registry is checked by the formats crate's tests")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_registry_parses_and_has_every_upstream_format() {
+        let names: Vec<&str> = registry()
+            .formats()
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        let upstream = [
+            "amazon",
+            "azure",
+            "cloudstack",
+            "do",
+            "docker",
+            "gce",
+            "hyperv",
+            "install-iso",
+            "install-iso-hyperv",
+            "iso",
+            "kexec",
+            "kexec-bundle",
+            "kubevirt",
+            "linode",
+            "lxc",
+            "lxc-metadata",
+            "openstack",
+            "proxmox",
+            "proxmox-lxc",
+            "qcow",
+            "qcow-efi",
+            "raw",
+            "raw-efi",
+            "sd-aarch64",
+            "sd-aarch64-installer",
+            "sd-x86_64",
+            "vagrant-virtualbox",
+            "virtualbox",
+            "vm",
+            "vm-bootloader",
+            "vm-nogui",
+            "vmware",
+        ];
+        assert_eq!(names, upstream);
+    }
+
+    #[test]
+    fn every_builtin_format_has_its_module() {
+        for f in registry().formats() {
+            let rel = format!("modules/{}.nix", f.name);
+            assert!(
+                crate::FILES.iter().any(|(p, _)| *p == rel),
+                "missing formats/{rel}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_duplicates_and_bad_disk_fields() {
+        let rec = |name: &str, profile: &str, disk: &str| {
+            format!(
+                "[[format]]\nname={name:?}\ndescription=\"d\"\nattr=\"a\"\noutput=\"*.img\"\n\
+                 system=\"any\"\nprofile={profile:?}\ndisk_size=false\n{disk}\n"
+            )
+        };
+        let dup = rec("x", "iso", "") + &rec("x", "iso", "");
+        assert!(Registry::parse(&dup)
+            .unwrap_err()
+            .to_string()
+            .contains("listed twice"));
+        let nodisk = rec("x", "bios-disk", "");
+        assert!(Registry::parse(&nodisk)
+            .unwrap_err()
+            .to_string()
+            .contains("`disk`"));
+        assert!(Registry::parse(&rec("x", "bios-disk", "disk=\"raw\"")).is_ok());
+    }
+
+    #[test]
+    fn nearest_names_a_typo() {
+        assert_eq!(registry().nearest("raw-ef")[0], "raw-efi");
+        assert_eq!(registry().nearest("isso")[0], "iso");
+        assert!(registry().nearest("qcow2").contains(&"qcow"));
+    }
+
+    #[test]
+    fn locate_finds_the_first_match_under_a_result() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("iso")).unwrap();
+        std::fs::write(dir.path().join("iso/b.iso"), "").unwrap();
+        std::fs::write(dir.path().join("iso/a.iso"), "").unwrap();
+        std::fs::write(dir.path().join("nix-support"), "").unwrap();
+        let iso = registry().get("iso").unwrap();
+        assert_eq!(
+            iso.locate(dir.path()).unwrap(),
+            dir.path().join("iso/a.iso")
+        );
+        assert!(registry().get("vm").unwrap().locate(dir.path()).is_none());
+    }
+}
