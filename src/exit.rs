@@ -1,0 +1,43 @@
+//! Why the command stops early, and the exit code each reason gets.
+
+use thiserror::Error;
+
+/// Exit code: the input was wrong (same as clap's usage errors).
+pub const BAD_INPUT: i32 = 2;
+/// Exit code: `nix` is not on PATH (as a shell reports a missing command).
+pub const NIX_MISSING: i32 = 127;
+
+/// A reason to stop, carrying its exit code. Its message is one line naming the problem and the
+/// fix.
+#[derive(Debug, Error)]
+pub enum Exit {
+    /// Bad input: unknown format, missing file, malformed value.
+    #[error("{0}")]
+    BadInput(String),
+    /// `nix` is not on PATH.
+    #[error("`nix` is not on PATH: install Nix (or add it to PATH), or use --dry-run to see the command")]
+    NixMissing,
+    /// Nix failed; its stderr is already on the terminal. Carries Nix's exit code.
+    #[error("nix build failed (exit code {0}); its messages are above")]
+    BuildFailed(i32),
+    /// The build succeeded but a result holds no file matching the format's pattern.
+    #[error("{0}")]
+    NoOutput(String),
+}
+
+impl Exit {
+    /// The process exit code for this reason.
+    pub fn code(&self) -> i32 {
+        match self {
+            Exit::BadInput(_) => BAD_INPUT,
+            Exit::NixMissing => NIX_MISSING,
+            Exit::BuildFailed(code) => *code,
+            Exit::NoOutput(_) => 1,
+        }
+    }
+}
+
+/// Shorthand for a bad-input error.
+pub fn bad_input(message: impl Into<String>) -> Exit {
+    Exit::BadInput(message.into())
+}
