@@ -276,6 +276,28 @@ fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+impl Registry {
+    /// The format table of the README, in Markdown, generated from the registry.
+    pub fn markdown_table(&self) -> String {
+        let mut out = String::from(
+            "| format | what it builds | boots as | `--check` | system | output file |\n|---|---|---|---|---|---|\n",
+        );
+        for f in &self.formats {
+            let check = if f.profile.bootable() { "yes" } else { "no" };
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} | {} | `{}` |\n",
+                f.name,
+                f.description,
+                f.profile,
+                check,
+                f.system.name(),
+                f.output
+            ));
+        }
+        out
+    }
+}
+
 /// The registry built into this binary.
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
