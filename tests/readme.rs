@@ -8,8 +8,14 @@ const END: &str = "<!-- formats:end -->";
 fn readme_format_table_is_current() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
     let readme = std::fs::read_to_string(path).unwrap();
-    let start = readme.find(BEGIN).expect("README has the formats:begin marker") + BEGIN.len();
-    let end = readme[start..].find(END).expect("README has the formats:end marker") + start;
+    let start = readme
+        .find(BEGIN)
+        .expect("README has the formats:begin marker")
+        + BEGIN.len();
+    let end = readme[start..]
+        .find(END)
+        .expect("README has the formats:end marker")
+        + start;
     let table = formats::registry().markdown_table();
     if readme[start..end] != table {
         if std::env::var_os("UPDATE_README").is_some() {

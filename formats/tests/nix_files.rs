@@ -26,15 +26,30 @@ fn every_nix_file_parses() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let mut files = Vec::new();
     nix_files(root, &mut files);
-    assert!(files.len() >= 33, "expected the format modules and entry files, found {files:?}");
+    assert!(
+        files.len() >= 33,
+        "expected the format modules and entry files, found {files:?}"
+    );
     let mut failures = Vec::new();
     for file in &files {
-        let out = Command::new("nix-instantiate").arg("--parse").arg(file).output().unwrap_or_else(|e| {
-            panic!("cannot run nix-instantiate ({e}): install Debian's nix-bin (ci/test does)")
-        });
+        let out = Command::new("nix-instantiate")
+            .arg("--parse")
+            .arg(file)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run nix-instantiate ({e}): install Debian's nix-bin (ci/test does)")
+            });
         if !out.status.success() {
-            failures.push(format!("{}: {}", file.display(), String::from_utf8_lossy(&out.stderr).trim()));
+            failures.push(format!(
+                "{}: {}",
+                file.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
     }
-    assert!(failures.is_empty(), "Nix files that do not parse:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "Nix files that do not parse:\n{}",
+        failures.join("\n")
+    );
 }
