@@ -1,0 +1,116 @@
+# Helpers shared by entry.nix, mk-format.nix and the flake. Builtins only (no nixpkgs lib), so
+# it can be imported before any nixpkgs is known. The one list of formats is ../registry.toml.
+let
+  registry = builtins.fromTOML (builtins.readFile ../registry.toml);
+
+  formatList = registry.format;
+
+  formats = builtins.listToAttrs (
+    map (f: {
+      name = f.name;
+      value = f;
+    }) formatList
+  );
+
+  formatModule = ./format-module.nix;
+
+  # The module file of a built-in format.
+  modulePath = name: ../modules + "/${name}.nix";
+
+  # What `nixosModules.<name>` is: the format plus the options it sets.
+  wrap = name: {
+    _file = "nixos-generate format ${name}";
+    imports = [
+      formatModule
+      (modulePath name)
+    ];
+  };
+
+  # A user's format module (`--format-path`, `customFormats`, `formatConfigs`).
+  wrapCustom = module: {
+    _file = "nixos-generate custom format";
+    imports = [
+      formatModule
+      module
+    ];
+  };
+
+  # Whether this nixpkgs (its nixos/modules directory) has `system.build.images.<variant>`.
+  # images.nix exists since early 2025; its first versions typed `image.modules` as lists and
+  # lacked most variants, so the full variant set is recognised by disk-image.nix (which backs
+  # the qemu/raw variants) and the variant's own entry in images.nix.
+  hasVariant =
+    modulesPath: variant:
+    let
+      images = modulesPath + "/image/images.nix";
+    in
+    builtins.pathExists images
+    && builtins.pathExists (modulesPath + "/virtualisation/disk-image.nix")
+    && builtins.length (builtins.split "[[:space:]]${variant}[[:space:]]*=" (builtins.readFile images)) > 1;
+
+  # The variant a built-in format uses with this nixpkgs, or null for the build attribute.
+  variantFor =
+    modulesPath: name:
+    let
+      f = formats.${name};
+    in
+    if f ? variant && hasVariant modulesPath f.variant then f.variant else null;
+
+  # The derivation that builds the format of an evaluated configuration (its `config`).
+  imageOf =
+    config:
+    if (config.formatVariant or null) != null then
+      config.system.build.images.${config.formatVariant}
+    else
+      config.system.build.${config.formatAttr};
+
+  shellQuote = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] s + "'";
+
+  # Like nixos-generators' `formats.<name>`: a derivation holding a symlink to the single file
+  # of the build output whose name ends in `fileExtension`; the build fails when there is none.
+  # `evaluated` is an evaluated NixOS configuration (with `config` and `pkgs`).
+  linkOutput =
+    evaluated:
+    let
+      inherit (evaluated) config;
+      pkgs = evaluated.pkgs or config._module.args.pkgs;
+      built = imageOf config;
+      pattern = "*" + config.fileExtension;
+      drv =
+        pkgs.runCommand "${built.name or "nixos-generate-image"}-file"
+          {
+            passthru = {
+              inherit config;
+              image = built;
+            };
+          }
+          ''
+            set -eu
+            target=$(find ${shellQuote "${built}"} -name ${shellQuote pattern} -xtype f -print -quit)
+            if [ -z "$target" ]; then
+              echo "nixos-generate: no file matching ${shellQuote pattern} in ${shellQuote "${built}"} (formatAttr ${shellQuote config.formatAttr})" >&2
+              exit 1
+            fi
+            mkdir -p "$out"
+            ln -s "$target" "$out/$(basename "$target")"
+          '';
+    in
+    drv;
+in
+{
+  inherit
+    registry
+    formatList
+    formats
+    formatModule
+    modulePath
+    wrap
+    wrapCustom
+    hasVariant
+    variantFor
+    imageOf
+    linkOutput
+    shellQuote
+    ;
+  names = map (f: f.name) formatList;
+}
