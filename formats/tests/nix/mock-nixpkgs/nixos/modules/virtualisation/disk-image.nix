@@ -1,0 +1,2 @@
+# MOCK: its existence marks a nixpkgs with the full set of image variants (see lib.nix).
+{ ... }: { }
