@@ -1,0 +1,359 @@
+//! Real boots under TCG that check the vsock notify channel end to end: a trixie guest
+//! (systemd 257) must report multi-user.target through vsock, an emergency boot must decide
+//! Failed(emergency) through vsock, and transport 1 runs where /dev/vhost-vsock works.
+//!
+//! Guests come from the stand-ins: `$NIXGEN_STANDINS`, else the output of
+//! `ci/standins/build`; the `vm-nogui` (or `vm`) stand-in's run script is started with the
+//! channel's QEMU arguments appended (so its `-m` is overridden by ours). For development,
+//! `NIXGEN_NOTIFY_DIRECT=<dir>` with `vmlinuz`, `initrd` and `root.img` (ext4, systemd >= 256)
+//! boots that directly instead. One guest at a time (a process-wide lock), `-smp 2 -m 1024`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use harness::notify::{
+    Decision, FailureTarget, NotifyChannel, NotifyChoice, NotifyError, NotifyState, MULTI_USER,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const MEMORY_MIB: u32 = 1024;
+const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
+const SERIAL_MULTI_USER: &str = "Reached target multi-user.target";
+
+/// One guest at a time in this test binary.
+static GUEST_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// How to start a guest.
+enum Guest {
+    /// A stand-in's `bin/run-standin-vm` (NixOS run-script contract).
+    RunScript(PathBuf),
+    /// A directory with `vmlinuz`, `initrd`, `root.img`.
+    Direct(PathBuf),
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn standins_dir() -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os("NIXGEN_STANDINS") {
+        return Ok(PathBuf::from(dir));
+    }
+    let build = workspace_root().join("ci/standins/build");
+    if !build.exists() {
+        return Err(format!(
+            "NIXGEN_STANDINS is unset and {} does not exist",
+            build.display()
+        ));
+    }
+    let out = std::process::Command::new("bash")
+        .arg(&build)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("running {}: {e}", build.display()))?;
+    if !out.status.success() {
+        return Err(format!("{} failed: {}", build.display(), out.status));
+    }
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok(PathBuf::from(dir))
+}
+
+/// Finds the run script of a good vm stand-in with systemd >= 256 in `manifest.toml`
+/// (a minimal reader: `[[standin]]` blocks of `key = value` lines).
+fn vm_standin(dir: &Path) -> Result<PathBuf, String> {
+    let manifest = dir.join("manifest.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .map_err(|e| format!("reading {}: {e}", manifest.display()))?;
+    for block in text.split("[[standin]]").skip(1) {
+        let get = |key: &str| {
+            block.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == key)
+                    .then(|| v.split('#').next().unwrap_or("").trim().trim_matches('"'))
+            })
+        };
+        let systemd: u32 = get("systemd").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let format = get("format").unwrap_or("");
+        if matches!(format, "vm-nogui" | "vm")
+            && get("expect") == Some("multi-user")
+            && systemd >= 256
+        {
+            let name = get("name").unwrap_or(format);
+            let script = dir.join(name).join("bin/run-standin-vm");
+            if script.exists() {
+                return Ok(script);
+            }
+        }
+    }
+    Err(format!(
+        "{}: no vm/vm-nogui stand-in with expect = \"multi-user\" and systemd >= 256",
+        manifest.display()
+    ))
+}
+
+fn guest() -> Guest {
+    if let Some(dir) = std::env::var_os("NIXGEN_NOTIFY_DIRECT") {
+        return Guest::Direct(PathBuf::from(dir));
+    }
+    match standins_dir().and_then(|d| vm_standin(&d)) {
+        Ok(script) => Guest::RunScript(script),
+        Err(why) => panic!(
+            "no guest for the notify boot tests: {why}. Build the stand-ins \
+             (ci/standins/build, or set NIXGEN_STANDINS) or set NIXGEN_NOTIFY_DIRECT"
+        ),
+    }
+}
+
+/// Starts the guest with the channel's arguments, serial on stdout.
+fn start(guest: &Guest, run_dir: &Path, notify_args: &[String], kernel_extra: &str) -> Child {
+    let mut cmd = match guest {
+        Guest::Direct(dir) => {
+            let mut cmd = Command::new("qemu-system-x86_64");
+            cmd.args(["-machine", "q35,accel=tcg", "-smp", "2"])
+                .args(["-m", &MEMORY_MIB.to_string()])
+                .args(["-nodefaults", "-display", "none", "-serial", "stdio"])
+                .arg("-kernel")
+                .arg(dir.join("vmlinuz"))
+                .arg("-initrd")
+                .arg(dir.join("initrd"))
+                .arg("-append")
+                .arg(format!("root=/dev/vda rw console=ttyS0 {kernel_extra}"))
+                .arg("-drive")
+                .arg(format!(
+                    "file={},format=raw,if=virtio,snapshot=on",
+                    dir.join("root.img").display()
+                ));
+            cmd
+        }
+        Guest::RunScript(script) => {
+            let mut cmd = Command::new(script);
+            cmd.env("NIX_DISK_IMAGE", run_dir.join("disk.qcow2"))
+                .env("TMPDIR", run_dir)
+                .env("USE_TMPDIR", "1")
+                .env("QEMU_KERNEL_PARAMS", kernel_extra)
+                .current_dir(run_dir)
+                .args(["-machine", "accel=tcg", "-smp", "2"]);
+            cmd
+        }
+    };
+    cmd.args(notify_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    cmd.spawn().expect("start the guest")
+}
+
+/// What one boot showed.
+struct Boot {
+    state: NotifyState,
+    /// Messages in arrival order, as text.
+    log: Vec<String>,
+    /// Time (since the channel opened) of the serial line "Reached target multi-user.target".
+    serial_multi_user: Option<Duration>,
+}
+
+/// Boots, collecting notify messages and serial lines until the notify state decides and
+/// (if `want_serial`) the serial line has been seen too, or until the timeout.
+async fn boot(chan: &mut NotifyChannel, kernel_extra: &str, want_serial: bool) -> Boot {
+    let run_dir = tempfile::Builder::new()
+        .prefix("ng-nt-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let mut child = start(&guest(), run_dir.path(), &chan.qemu_args(), kernel_extra);
+    let mut serial = BufReader::new(child.stdout.take().unwrap());
+    let mut line = Vec::new();
+    let opened = chan.opened_at();
+    let deadline = tokio::time::sleep(BOOT_TIMEOUT);
+    tokio::pin!(deadline);
+    let mut out = Boot {
+        state: NotifyState::new(),
+        log: Vec::new(),
+        serial_multi_user: None,
+    };
+    let mut serial_open = true;
+    loop {
+        let decided = out.state.decision() != Decision::Undecided;
+        if decided && (!want_serial || out.serial_multi_user.is_some() || !serial_open) {
+            break;
+        }
+        tokio::select! {
+            msg = chan.next() => match msg {
+                Some(msg) => {
+                    eprintln!("notify {:>7.3}s  {msg}", msg.at.as_secs_f64());
+                    out.log.push(msg.to_string());
+                    out.state.apply(&msg);
+                }
+                None => panic!("the notify listener stopped"),
+            },
+            n = serial.read_until(b'\n', &mut line), if serial_open => match n {
+                Ok(n) if n > 0 => {
+                    let text = strip_ansi(&String::from_utf8_lossy(&line));
+                    if text.contains(SERIAL_MULTI_USER) && out.serial_multi_user.is_none() {
+                        out.serial_multi_user = Some(opened.elapsed());
+                        eprintln!("serial {:>7.3}s  {}", opened.elapsed().as_secs_f64(), text.trim());
+                    }
+                    line.clear();
+                }
+                _ => serial_open = false,
+            },
+            _ = &mut deadline => break,
+        }
+    }
+    let _ = child.kill().await;
+    out
+}
+
+/// Removes ANSI escape sequences (systemd colours unit names on the console).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn report(name: &str, chan: &NotifyChannel, b: &Boot) {
+    let vsock = b.state.target_time(MULTI_USER);
+    eprintln!(
+        "TIMING {name}: transport={} vsock multi-user={:?} serial multi-user={:?} \
+         first message={:?} messages={}",
+        chan.transport(),
+        vsock,
+        b.serial_multi_user,
+        b.state.first_message_at,
+        b.state.messages
+    );
+}
+
+/// Index of the first message equal to `text` (panics with the log if absent).
+fn position(log: &[String], text: &str) -> usize {
+    log.iter()
+        .position(|m| m == text)
+        .unwrap_or_else(|| panic!("no message {text:?} in {log:#?}"))
+}
+
+async fn open(choice: NotifyChoice) -> (tempfile::TempDir, Result<NotifyChannel, NotifyError>) {
+    let dir = tempfile::Builder::new()
+        .prefix("ng-n-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let chan = NotifyChannel::open(dir.path(), MEMORY_MIB, choice).await;
+    (dir, chan)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport2_boot_reports_multi_user_in_order() {
+    let _one_guest = GUEST_LOCK.lock().await;
+    let (_dir, chan) = open(NotifyChoice::VhostDeviceVsock).await;
+    let mut chan = chan.expect("transport 2 (vhost-device-vsock) must work on this machine");
+    assert_eq!(chan.transport().to_string(), "vhost-device-vsock");
+    let b = boot(&mut chan, "", true).await;
+    report("transport2-normal", &chan, &b);
+
+    assert_eq!(
+        b.state.decision(),
+        Decision::Ready,
+        "messages: {:#?}",
+        b.log
+    );
+    assert!(b.state.active.contains(MULTI_USER));
+    assert!(b.state.hostname.as_deref().is_some_and(|h| !h.is_empty()));
+    assert!(b.state.machine_id.as_deref().is_some_and(|m| m.len() == 32));
+    // The order observed from systemd 257: hostname and machine id first, targets, then
+    // multi-user.target before READY=1.
+    let host = b
+        .log
+        .iter()
+        .position(|m| m.starts_with("X_SYSTEMD_HOSTNAME="));
+    let mid = b
+        .log
+        .iter()
+        .position(|m| m.starts_with("X_SYSTEMD_MACHINE_ID="));
+    let sysinit = position(&b.log, "X_SYSTEMD_UNIT_ACTIVE=sysinit.target");
+    let basic = position(&b.log, "X_SYSTEMD_UNIT_ACTIVE=basic.target");
+    let multi = position(&b.log, "X_SYSTEMD_UNIT_ACTIVE=multi-user.target");
+    assert!(
+        host.unwrap() < sysinit && mid.unwrap() < sysinit,
+        "{:#?}",
+        b.log
+    );
+    assert!(sysinit < basic && basic < multi, "{:#?}", b.log);
+    let names: Vec<&str> = b.state.targets.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(!names.contains(&"emergency.target"), "{names:?}");
+    // The timeline is ordered in time as well.
+    assert!(b.state.targets.windows(2).all(|w| w[0].1 <= w[1].1));
+    assert!(
+        b.serial_multi_user.is_some(),
+        "serial never showed {SERIAL_MULTI_USER:?}"
+    );
+    chan.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport2_emergency_boot_fails_through_vsock() {
+    let _one_guest = GUEST_LOCK.lock().await;
+    let (_dir, chan) = open(NotifyChoice::VhostDeviceVsock).await;
+    let mut chan = chan.expect("transport 2 (vhost-device-vsock) must work on this machine");
+    let b = boot(&mut chan, "systemd.unit=emergency.target", false).await;
+    report("transport2-emergency", &chan, &b);
+    assert_eq!(
+        b.state.decision(),
+        Decision::Failed(FailureTarget::Emergency),
+        "messages: {:#?}",
+        b.log
+    );
+    assert!(!b.state.active.contains(MULTI_USER), "{:#?}", b.log);
+    chan.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport1_boot_where_vhost_vsock_works() {
+    let (_dir, chan) = open(NotifyChoice::VhostVsock).await;
+    let mut chan = match chan {
+        Ok(chan) => chan,
+        Err(e) => {
+            eprintln!("SKIPPED: transport 1 needs /dev/vhost-vsock: {e}");
+            return;
+        }
+    };
+    let _one_guest = GUEST_LOCK.lock().await;
+    assert_eq!(chan.transport().to_string(), "vhost-vsock");
+    let b = boot(&mut chan, "", false).await;
+    report("transport1-normal", &chan, &b);
+    assert_eq!(
+        b.state.decision(),
+        Decision::Ready,
+        "messages: {:#?}",
+        b.log
+    );
+    chan.close().await;
+}
+
+#[tokio::test]
+async fn auto_never_fails_and_names_its_transport() {
+    let (_dir, chan) = open(NotifyChoice::Auto).await;
+    let chan = chan.expect("Auto falls back instead of failing");
+    let name = chan.transport().to_string();
+    assert!(
+        name == "vhost-vsock" || name == "vhost-device-vsock" || name.starts_with("serial-only: "),
+        "{name}"
+    );
+    let (_dir, off) = open(NotifyChoice::Off).await;
+    let off = off.unwrap();
+    assert_eq!(off.transport().to_string(), "serial-only: notify disabled");
+    assert!(off.qemu_args().is_empty());
+}
