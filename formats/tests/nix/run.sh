@@ -2,7 +2,8 @@
 # Evaluates formats/nix/entry.nix against a mock nixpkgs (no real nixpkgs needed) and checks
 # that every argument arrives as data: the configuration path exactly as given, specialArgs as
 # specialArgs, diskSize in virtualisation.diskSize; that bad input fails with a clear message;
-# and formats/nix/lib.nix + every format module's top level (check-lib.nix).
+# formats/nix/lib.nix + every format module's top level (check-lib.nix); the structure of the
+# flake's outputs (check-project.nix); and that every .nix file parses.
 # Needs nix-instantiate (Nix >= 2.4; Debian's nix-bin works). Exits non-zero on any mismatch.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -190,6 +191,12 @@ if nixeval "$here/check-lib.nix" && [ "$(cat "$out")" = true ]; then
   echo "ok: lib.nix and every format module (check-lib.nix)"
 else
   fail "lib.nix and format modules (check-lib.nix)"
+fi
+
+if nixeval "$here/check-project.nix" && [ "$(cat "$out")" = true ]; then
+  echo "ok: flake/default.nix structure covers the registry (check-project.nix)"
+else
+  fail "flake/default.nix structure (check-project.nix)"
 fi
 
 root=$(cd "$formats/.." && pwd)

@@ -1,0 +1,65 @@
+# The nixos-generate command, built from the workspace with nixpkgs' rustPlatform from
+# Cargo.lock, and wrapped so its runtime tools are found: QEMU and (on Linux) OVMF and
+# vhost-device-vsock where nixpkgs packages it come first on PATH; nix is appended, so a user's
+# own nix (matching their daemon) wins.
+# `runTests = true` gives the same build running the workspace's tests (the flake's checks).
+{
+  lib,
+  stdenv,
+  rustPlatform,
+  makeWrapper,
+  nix,
+  qemu,
+  OVMF ? null,
+  vhost-device-vsock ? null,
+  src,
+  version,
+  runTests ? false,
+}:
+let
+  front = [ qemu ] ++ lib.optionals stdenv.hostPlatform.isLinux (lib.filter (p: p != null) [ vhost-device-vsock ]);
+in
+rustPlatform.buildRustPackage {
+  pname = if runTests then "nixos-generate-tests" else "nixos-generate";
+  inherit version src;
+
+  cargoLock.lockFile = "${toString src}/Cargo.lock";
+  cargoBuildFlags = [
+    "-p"
+    "nixos-generate"
+  ];
+
+  nativeBuildInputs = [ makeWrapper ];
+  nativeCheckInputs = [
+    nix
+    qemu
+  ];
+
+  doCheck = runTests;
+  # Unit and CLI tests (a fake nix, dry-run snapshots, every .nix file parses, the Nix entry
+  # against a mock nixpkgs in a private store). The boot matrix needs images and QEMU: the
+  # flake's boot-<format> checks boot each format instead.
+  checkPhase = ''
+    runHook preCheck
+    export HOME=$TMPDIR NIX_STATE_DIR=$TMPDIR/nix-state CI=true INSTA_UPDATE=no
+    export NIXGEN_TEST_PRIVATE_STORE=1
+    cargo test --offline -p nixos-generate
+    cargo test --offline -p formats -p harness -p scenarios --lib
+    sh formats/tests/nix/run.sh
+    runHook postCheck
+  '';
+
+  postInstall = ''
+    wrapProgram $out/bin/nixos-generate \
+      --prefix PATH : ${lib.makeBinPath front} \
+      --suffix PATH : ${lib.makeBinPath [ nix ]} \
+      ${lib.optionalString (stdenv.hostPlatform.isLinux && OVMF != null) "--set-default NIXGEN_OVMF_CODE ${OVMF.firmware}"}
+  '';
+
+  meta = {
+    description = "Build a NixOS configuration into an image of any format, and boot-check it under QEMU";
+    mainProgram = "nixos-generate";
+    license = lib.licenses.mit;
+    platforms = lib.platforms.linux ++ lib.platforms.darwin;
+  };
+}
