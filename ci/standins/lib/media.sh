@@ -1,0 +1,80 @@
+# iso, kexec, kexec-bundle: a kernel plus an initramfs that holds the whole root file system.
+# Sourced, not run.
+
+# standin_iso ROOTFS KERNEL RAMROOT: STANDINS/iso/iso/nixos-standin.iso, hybrid BIOS + UEFI.
+standin_iso() {
+    local tr=$1 d="$work/isoroot"
+    mkdir -p "$d/boot/grub" "$out/iso/iso"
+    cp "$tr$2" "$d/boot/bzImage"
+    cp "$3" "$d/boot/initrd"
+    cat >"$d/boot/grub/grub.cfg" <<'CFG'
+serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+set timeout=0
+echo 'stand-in: GRUB loading the kernel'
+linux /boot/bzImage console=tty0 console=ttyS0,115200
+initrd /boot/initrd
+boot
+CFG
+    grub-mkrescue --quiet -o "$out/iso/iso/nixos-standin.iso" "$d" -- -volid NIXOS_STANDIN 2>&1 \
+        | grep -v '^xorriso.*: UPDATE' >&2 || true
+    [ -s "$out/iso/iso/nixos-standin.iso" ] || die "grub-mkrescue made no ISO"
+    add_standin iso iso multi-user 257 "hybrid BIOS+UEFI ISO (grub-mkrescue); root file system inside the initramfs"
+}
+
+# Fake store paths, shaped like NixOS's (32 characters of Nix base-32, then a name).
+KEXEC_SCRIPT_PATH=/nix/store/0standin0kexec0script00000000000-kexec-nixos
+KEXEC_IMAGE_PATH=/nix/store/0standin0kexec0image000000000000-image
+KEXEC_SYSTEM_PATH=/nix/store/0standin0system00000000000000000-nixos-system-standin
+
+# standin_kexec ROOTFS KERNEL RAMROOT: the tarball (as nixos-generators' kexec format makes it:
+# /kexec_nixos, a symlink to a script that loads ${image}/kernel and ${image}/initrd) and the
+# self-extracting bundle.
+standin_kexec() {
+    local tr=$1 t="$work/kexec"
+    mkdir -p "$t$KEXEC_IMAGE_PATH" "$(dirname "$t$KEXEC_SCRIPT_PATH")" "$out/kexec/tarball" "$out/kexec-bundle"
+    cp "$tr$2" "$t$KEXEC_IMAGE_PATH/kernel"
+    cp "$3" "$t$KEXEC_IMAGE_PATH/initrd"
+    cat >"$t$KEXEC_SCRIPT_PATH" <<SCRIPT
+#!/bin/sh
+# Stand-in for nixos-generators' kexec_nixos (the guest is Debian, not NixOS).
+set -x
+set -e
+cd \$(mktemp -d)
+pwd
+mkdir initrd
+cd initrd
+if [ -e /ssh_pubkey ]; then
+  cat /ssh_pubkey >> authorized_keys
+fi
+find . -type f | cpio -o -H newc | gzip -9 > ../extra.gz
+cd ..
+cat $KEXEC_IMAGE_PATH/initrd extra.gz > final.gz
+
+kexec -l $KEXEC_IMAGE_PATH/kernel --initrd=final.gz --append="init=$KEXEC_SYSTEM_PATH/init console=ttyS0,115200 panic=30 boot.panic_on_fail"
+sync
+echo "executing kernel, filesystems will be improperly umounted"
+kexec -e
+SCRIPT
+    chmod 0555 "$t$KEXEC_SCRIPT_PATH"
+    ln -s "$KEXEC_SCRIPT_PATH" "$t/kexec_nixos"
+    (cd "$t" && tar --owner=0 --group=0 --numeric-owner --sort=name -c kexec_nixos nix) \
+        | xz -T2 -0 >"$out/kexec/tarball/nixos-kexec-standin.tar.xz"
+    add_standin kexec kexec multi-user 257 "tarball: /kexec_nixos -> script loading \${image}/kernel and \${image}/initrd (root in the initramfs)"
+
+    local b="$out/kexec-bundle/nixos-standin-kexec_bundle"
+    cat >"$b" <<'SFX'
+#!/bin/sh
+# Stand-in for nixos-generators' kexec_bundle: this script, then a tar.xz after the marker line.
+set -eu
+ARCHIVE=`awk '/^__ARCHIVE_BELOW__/ { print NR + 1; exit 0; }' $0`
+tail -n+$ARCHIVE $0 | tar xJ -C /
+/kexec_nixos $@
+exit 1
+__ARCHIVE_BELOW__
+SFX
+    cat "$out/kexec/tarball/nixos-kexec-standin.tar.xz" >>"$b"
+    chmod 0755 "$b"
+    add_standin kexec-bundle kexec-bundle multi-user 257 "self-extracting script: __ARCHIVE_BELOW__ then the kexec tarball"
+}

@@ -1,0 +1,80 @@
+# Root file systems of the stand-ins: one mmdebstrap per Debian suite, then small customisations.
+# Sourced, not run.
+
+STANDIN_PACKAGES="systemd-sysv,udev,kmod,linux-image-cloud-amd64,initramfs-tools"
+
+# debootstrap_suite SUITE DEST_TAR: mmdebstrap once per suite and package list. The tarball is
+# kept beside the stand-ins (rootfs/) so that a change of the customisation does not download again.
+debootstrap_suite() {
+    local suite=$1 dest=$2 key
+    key=$(printf '%s %s' "$suite" "$STANDIN_PACKAGES" | sha256sum | cut -c1-12)
+    local cached="$cache_root/rootfs/$suite-$key.tar"
+    if [ ! -f "$cached" ]; then
+        log "mmdebstrap $suite (about a minute)"
+        mkdir -p "$cache_root/rootfs"
+        mmdebstrap --quiet --format=tar --variant=minbase --include="$STANDIN_PACKAGES" \
+            --customize-hook='rm -rf "$1"/usr/share/doc/* "$1"/usr/share/man/* "$1"/usr/share/locale/*' \
+            "$suite" "$cached.partial" >&2
+        mv "$cached.partial" "$cached"
+    fi
+    ln -sf "$cached" "$dest"
+}
+
+# unpack_root TAR DIR
+unpack_root() {
+    mkdir -p "$2"
+    tar -C "$2" --numeric-owner -xpf "$1"
+}
+
+# customise_root DIR: what every good stand-in has (hostname, serial autologin, os-release variant).
+customise_root() {
+    local r=$1
+    echo standin >"$r/etc/hostname"
+    printf '127.0.0.1\tlocalhost\n127.0.1.1\tstandin\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$r/etc/hosts"
+    # It is Debian, and says so; the variant tells what it is for.
+    local osr
+    osr=$(cat "$r/usr/lib/os-release")
+    rm -f "$r/etc/os-release"
+    printf '%s\nVARIANT="nixos-generate stand-in"\nVARIANT_ID=nixos-generate-standin\n' "$osr" >"$r/etc/os-release"
+    # Root without a password, logged in automatically on the serial console.
+    sed -i 's/^root:[^:]*:/root::/' "$r/etc/shadow"
+    mkdir -p "$r/etc/systemd/system/serial-getty@ttyS0.service.d" "$r/etc/systemd/system/getty.target.wants"
+    cat >"$r/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf" <<'UNIT'
+[Service]
+ExecStart=
+ExecStart=-/sbin/agetty -o '-f -p -- \\u' --keep-baud --autologin root 115200,57600,38400,9600 - $TERM
+UNIT
+    ln -sf /lib/systemd/system/serial-getty@.service \
+        "$r/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service"
+    ln -sf /lib/systemd/system/multi-user.target "$r/etc/systemd/system/default.target"
+    # No fsck at boot (fstab pass 0) and no waiting for a network.
+    printf '# stand-in root file system\nLABEL=nixos / ext4 rw,noatime 0 0\n' >"$r/etc/fstab"
+    : >"$r/etc/machine-id"
+    rm -f "$r/var/lib/dbus/machine-id"
+}
+
+# kernel_of DIR / initrd_of DIR: the one kernel and initramfs of a root file system.
+kernel_of() { local k; k=$(cd "$1/boot" && ls vmlinuz-* | head -n1); echo "/boot/$k"; }
+initrd_of() { local i; i=$(cd "$1/boot" && ls initrd.img-* | head -n1); echo "/boot/$i"; }
+
+# make_ext4 DIR IMAGE: an ext4 file system labelled nixos holding DIR, sized to fit with room.
+make_ext4() {
+    local dir=$1 img=$2 mib
+    mib=$(( $(tree_mib "$dir") * 13 / 10 + 96 ))
+    rm -f "$img"
+    mke2fs -q -F -t ext4 -L nixos -m 0 -E root_owner=0:0 -d "$dir" "$img" "${mib}M" >&2
+}
+
+# make_ram_root DIR INITRD: the whole root file system as a zstd initramfs whose /init is systemd.
+# Used where NixOS boots a kernel and an initrd with nothing else (iso, kexec).
+make_ram_root() {
+    local dir=$1 out=$2 tmp
+    tmp=$(mktemp -d "$work/ramroot.XXXXXX")
+    cp -a "$dir/." "$tmp/"
+    rm -rf "$tmp/boot"/* "$tmp/var/cache/apt"/* "$tmp/var/lib/apt/lists"/*
+    printf '# stand-in root in RAM (initramfs): nothing to mount\n' >"$tmp/etc/fstab"
+    ln -sf /sbin/init "$tmp/init"
+    (cd "$tmp" && find . -print0 | LC_ALL=C sort -z | cpio --quiet -o -0 -H newc) \
+        | zstd -q -T2 -9 >"$out"
+    rm -rf "$tmp"
+}
