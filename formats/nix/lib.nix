@@ -57,9 +57,11 @@ let
     if f ? variant && hasVariant modulesPath f.variant then f.variant else null;
 
   # The derivation that builds the format of an evaluated configuration (its `config`).
+  # images.nix turns itself off when the configuration defines `system.build.image` (it imports
+  # an image module itself); then the build attribute is used.
   imageOf =
     config:
-    if (config.formatVariant or null) != null then
+    if (config.formatVariant or null) != null && !(config.system.build ? image) then
       config.system.build.images.${config.formatVariant}
     else
       config.system.build.${config.formatAttr};

@@ -76,6 +76,14 @@ builtins.all (x: x) (
         raw = "from-attr";
       };
     }) "from-images")
+    (eq "imageOf: configuration with its own system.build.image" (ng.imageOf {
+      formatVariant = "raw";
+      formatAttr = "raw";
+      system.build = {
+        image = "own";
+        raw = "from-attr";
+      };
+    }) "from-attr")
     (eq "imageOf attr" (ng.imageOf {
       formatVariant = null;
       formatAttr = "raw";
