@@ -1,0 +1,95 @@
+//! THE pairing table: which scenarios run on which format. Adding a scenario means a variant
+//! in [`Scenario`] plus its name; adding a pairing means one line in [`SPECIAL`].
+
+use formats::Format;
+
+/// One named check run on a booted machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scenario {
+    /// The harness verdict reached multi-user.target; facts about how it booted.
+    Boot,
+    /// A root shell on the serial console: system state, os-release, kernel command line.
+    Console,
+    /// An ACPI power-off through QMP ends QEMU cleanly within a bound.
+    Poweroff,
+    /// The installer reaches its login prompt and the installer tools are in PATH.
+    InstallIso,
+}
+
+impl Scenario {
+    /// Every scenario, in the order trials are listed.
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Boot,
+        Scenario::Console,
+        Scenario::Poweroff,
+        Scenario::InstallIso,
+    ];
+
+    /// The scenario's name in trial names and snapshot names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Boot => "boot",
+            Scenario::Console => "console",
+            Scenario::Poweroff => "poweroff",
+            Scenario::InstallIso => "install-iso",
+        }
+    }
+}
+
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+use Scenario::*;
+
+/// What every bootable format gets unless [`SPECIAL`] says otherwise.
+pub const BOOTABLE: &[Scenario] = &[Boot, Console, Poweroff];
+
+/// Formats whose scenarios differ from [`BOOTABLE`].
+pub const SPECIAL: &[(&str, &[Scenario])] = &[
+    ("install-iso", &[Boot, InstallIso]),
+    ("install-iso-hyperv", &[Boot, InstallIso]),
+];
+
+/// The scenarios paired with `format`: empty when the harness cannot boot it.
+pub fn scenarios_for(format: &Format) -> &'static [Scenario] {
+    if !format.profile.bootable() {
+        return &[];
+    }
+    SPECIAL
+        .iter()
+        .find(|(name, _)| *name == format.name)
+        .map_or(BOOTABLE, |(_, s)| s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bootable_format_boots_and_installers_check_their_tools() {
+        let registry = formats::registry();
+        for format in registry.formats() {
+            let s = scenarios_for(format);
+            assert_eq!(format.profile.bootable(), !s.is_empty(), "{}", format.name);
+            if format.profile.bootable() {
+                assert_eq!(s[0], Boot, "{} starts with boot", format.name);
+            }
+        }
+        let raw_efi = registry.get("raw-efi").expect("raw-efi");
+        assert_eq!(scenarios_for(raw_efi), &[Boot, Console, Poweroff]);
+        let installer = registry.get("install-iso").expect("install-iso");
+        assert_eq!(scenarios_for(installer), &[Boot, InstallIso]);
+        let docker = registry.get("docker").expect("docker");
+        assert!(scenarios_for(docker).is_empty());
+    }
+
+    #[test]
+    fn special_names_exist_in_the_registry() {
+        for (name, _) in SPECIAL {
+            assert!(formats::registry().get(name).is_some(), "{name}");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Console text handling: ANSI escape stripping, command markers, kernel-line filtering and
+//! log tails. Pure functions, so the console scenario's parsing is testable without a guest.
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+fn ansi_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        // CSI sequences, OSC sequences (ended by BEL or ST), two-byte escapes, and the
+        // charset/keypad selections OVMF and systemd emit.
+        Regex::new(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][A-Za-z0-9]|\x1b[@-Z\\-_=>]")
+            .expect("static regex")
+    })
+}
+
+/// Removes ANSI escape sequences, carriage returns and other control characters (except
+/// newline and tab) from console text.
+pub fn strip_ansi(text: &str) -> String {
+    ansi_re()
+        .replace_all(text, "")
+        .chars()
+        .filter(|c| *c == '\n' || *c == '\t' || !c.is_control())
+        .collect()
+}
+
+/// The last `n` lines of `text` (ANSI escapes stripped), joined with newlines.
+pub fn tail_lines(text: &str, n: usize) -> String {
+    let clean = strip_ansi(text);
+    let lines: Vec<&str> = clean.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Whether a console line is a kernel message (`[   12.345678] ...`), which the kernel may
+/// print into the middle of a command's output.
+pub fn is_kernel_line(line: &str) -> bool {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"^\s*\[\s*\d+\.\d+\]").expect("static regex"))
+        .is_match(line)
+}
+
+/// The markers that frame one command's output on the console.
+///
+/// The command line sent is `echo __NG_''BEGIN_<id>__; CMD; echo __NG_END_<id>_$?__`: the
+/// shell's echo of what was typed contains `''` and `$?`, so only the shell's *output* matches
+/// the markers, never the echoed input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Markers {
+    id: u32,
+}
+
+/// One command's output read back between its markers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marked {
+    /// The command's exit status.
+    pub code: i32,
+    /// Its output lines (ANSI stripped, kernel messages removed), joined with newlines.
+    pub output: String,
+}
+
+impl Markers {
+    /// Markers for the command with this sequence number.
+    pub fn new(id: u32) -> Markers {
+        Markers { id }
+    }
+
+    /// The line to type: `command` framed by the begin and end markers.
+    pub fn wrap(&self, command: &str) -> String {
+        let id = self.id;
+        format!("echo __NG_''BEGIN_{id}__; {command}; echo __NG_END_{id}_$?__")
+    }
+
+    /// A regex that finds the end marker (with the exit status) in raw console bytes; the
+    /// echoed command line shows `$?` in its place, so it never matches.
+    pub fn end_pattern(&self) -> String {
+        format!(r"__NG_END_{}_\d+__", self.id)
+    }
+
+    fn end_regex(&self) -> Regex {
+        Regex::new(&format!(r"(?m)^__NG_END_{}_(\d+)__$", self.id)).expect("marker regex")
+    }
+
+    /// Extracts the framed output from console text, or `None` while the end marker has not
+    /// arrived yet.
+    pub fn parse(&self, raw: &str) -> Option<Marked> {
+        let text = strip_ansi(raw);
+        let begin = Regex::new(&format!(r"(?m)^__NG_BEGIN_{}__$", self.id)).expect("marker regex");
+        let end = self.end_regex();
+        let b = begin.find(&text)?;
+        let caps = end.captures_at(&text, b.end())?;
+        let code = caps[1].parse().ok()?;
+        let body = &text[b.end()..caps.get(0).expect("whole match").start()];
+        let output = body
+            .lines()
+            .filter(|l| !is_kernel_line(l))
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
+        Some(Marked { code, output })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_csi_osc_and_carriage_returns() {
+        let raw = "\x1b[0;32m  OK  \x1b[0m] Reached\r\n\x1b]0;title\x07root@standin:~# ";
+        assert_eq!(strip_ansi(raw), "  OK  ] Reached\nroot@standin:~# ");
+    }
+
+    #[test]
+    fn tail_keeps_last_lines() {
+        assert_eq!(tail_lines("a\nb\nc\nd\n", 2), "c\nd");
+        assert_eq!(tail_lines("a", 30), "a");
+    }
+
+    #[test]
+    fn markers_ignore_the_echoed_command_and_kernel_lines() {
+        let m = Markers::new(7);
+        let typed = m.wrap("systemctl is-system-running --wait");
+        assert_eq!(
+            typed,
+            "echo __NG_''BEGIN_7__; systemctl is-system-running --wait; echo __NG_END_7_$?__"
+        );
+        let console = format!(
+            "root@standin:~# {typed}\r\n__NG_BEGIN_7__\r\n[   12.5] random: crng init done\r\n\x1b[1mdegraded\x1b[0m\r\n__NG_END_7_1__\r\nroot@standin:~# "
+        );
+        assert_eq!(
+            m.parse(&console),
+            Some(Marked {
+                code: 1,
+                output: "degraded".into()
+            })
+        );
+    }
+
+    #[test]
+    fn incomplete_output_is_none_and_other_ids_do_not_match() {
+        let m = Markers::new(3);
+        assert_eq!(m.parse("__NG_BEGIN_3__\nrunning\n"), None);
+        assert_eq!(m.parse("__NG_BEGIN_4__\nrunning\n__NG_END_4_0__\n"), None);
+    }
+}

@@ -1,0 +1,25 @@
+# The NixOS configuration the scenario matrix builds every format from when its image source is
+# `nixos` (NIXGEN_IMAGE_SOURCE=nixos, the default where nixpkgs is found). Small on purpose:
+# what the scenarios need and nothing else.
+#   - a serial console on ttyS0 (the harness reads it, the console scenario types into it),
+#   - root logged in automatically on the consoles (mkDefault: the installer formats log in
+#     their own `nixos` user instead, which nixpkgs sets at normal priority),
+#   - no documentation, no sshd, no firewall rules to wait for,
+#   - the hostname the snapshots record.
+{ lib, ... }:
+{
+  boot.kernelParams = [ "console=ttyS0,115200" ];
+  # A short boot menu: the serial console still shows it, nobody waits at it.
+  boot.loader.timeout = lib.mkDefault 1;
+
+  services.getty.autologinUser = lib.mkDefault "root";
+
+  networking.hostName = lib.mkDefault "scenario";
+  networking.firewall.enable = false;
+  services.openssh.enable = lib.mkDefault false;
+
+  documentation.enable = false;
+  documentation.nixos.enable = false;
+
+  system.stateVersion = lib.mkDefault lib.trivial.release;
+}

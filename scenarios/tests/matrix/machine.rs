@@ -1,0 +1,148 @@
+//! One trial on a real guest: the harness boots the image, the scenario runs on the booted
+//! `Machine`, the harness stops it (keeping the run directory when the trial failed).
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use formats::Format;
+use harness::{BootOptions, Machine, Outcome, Verdict};
+use scenarios::{
+    boot::BootRecord, guest::Guest, redact::Roots, source::Images, text::tail_lines, Scenario,
+};
+
+/// Lines of serial log a failure message shows.
+const TAIL: usize = 30;
+
+/// The harness's `Machine` as the scenarios see it.
+struct MachineGuest<'a> {
+    machine: &'a mut Machine,
+    serial_log: PathBuf,
+}
+
+impl Guest for MachineGuest<'_> {
+    fn serial_socket(&self) -> PathBuf {
+        self.machine.serial_socket().to_owned()
+    }
+
+    fn serial_log(&self) -> PathBuf {
+        self.serial_log.clone()
+    }
+
+    async fn powerdown(&mut self, within: Duration) -> Result<Duration, String> {
+        self.machine
+            .qmp_powerdown(within)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A serde enum's kebab-case name.
+fn kebab<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The plain-data record of a verdict, for the scenarios.
+fn record(verdict: &Verdict, run_dir: &Path) -> BootRecord {
+    BootRecord {
+        ready: verdict.is_ready(),
+        failure: match &verdict.outcome {
+            Outcome::Ready => None,
+            Outcome::Failed { reason, detail } => Some(format!("{}: {detail}", reason.name())),
+        },
+        milestones: verdict.milestones.iter().map(|m| kebab(&m.kind)).collect(),
+        readiness: kebab(&verdict.source),
+        transport: verdict.transport.clone(),
+        targets: verdict.targets.iter().map(|(t, _)| t.clone()).collect(),
+        qemu_args: verdict.qemu_args.clone(),
+        run_dir: Some(run_dir.to_owned()),
+        hostname: verdict.hostname.clone(),
+    }
+}
+
+/// The last lines of a serial log (read before the run directory may go away).
+fn serial_tail(serial_log: &Path) -> String {
+    std::fs::read(serial_log)
+        .map(|b| tail_lines(&String::from_utf8_lossy(&b), TAIL))
+        .unwrap_or_else(|e| format!("(no serial log: {e})"))
+}
+
+/// The failure message: the reason, the serial log's tail and the kept run directory.
+fn failure(reason: &str, tail: &str, kept: Option<&Path>) -> String {
+    let kept = kept.map_or("(not kept)".into(), |p| p.display().to_string());
+    format!("{reason}\n--- serial log, last {TAIL} lines ---\n{tail}\n--- run directory: {kept}")
+}
+
+/// The options every matrix guest boots with: one vCPU (two guests share two cores), the
+/// harness's defaults otherwise.
+fn options() -> BootOptions {
+    BootOptions {
+        cpus: 1,
+        ..BootOptions::default()
+    }
+}
+
+/// Boots `image`, runs `scenario`, stops the guest; returns the scenario's facts.
+pub fn run(
+    format: &Format,
+    scenario: Scenario,
+    image: &Path,
+    images: &Images,
+) -> Result<serde_json::Value, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    runtime.block_on(run_async(format, scenario, image, images))
+}
+
+async fn run_async(
+    format: &Format,
+    scenario: Scenario,
+    image: &Path,
+    images: &Images,
+) -> Result<serde_json::Value, String> {
+    // Progress events are not needed: the verdict carries everything the scenarios use.
+    let (progress, _events) = tokio::sync::mpsc::unbounded_channel();
+    let mut machine = Machine::start(format, image, &options(), progress)
+        .await
+        .map_err(|e| {
+            let tail = e.run_dir().map_or("(no run directory)".into(), |d| {
+                serial_tail(&d.join("serial.log"))
+            });
+            failure(
+                &format!("the harness could not start QEMU: {e}"),
+                &tail,
+                e.run_dir(),
+            )
+        })?;
+    let verdict = machine.wait_ready().await;
+    let record = record(&verdict, machine.run_dir());
+    let serial_log = verdict.evidence.serial_log.clone();
+    let roots = Roots {
+        run_dir: None,
+        images: images.root.clone(),
+    };
+    let result = {
+        let mut guest = MachineGuest {
+            machine: &mut machine,
+            serial_log: serial_log.clone(),
+        };
+        scenarios::run_scenario(scenario, format.profile, &mut guest, &record, &roots).await
+    };
+    match result {
+        Ok(facts) => {
+            machine.finish(true).await;
+            Ok(facts)
+        }
+        Err(reason) => {
+            let tail = serial_tail(&serial_log);
+            let kept = machine.finish(false).await;
+            Err(failure(&reason, &tail, kept.as_deref()))
+        }
+    }
+}

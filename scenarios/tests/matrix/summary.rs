@@ -1,0 +1,85 @@
+//! The summary table printed after the matrix: format x scenario, each cell pass/FAIL/ignored
+//! with the seconds the trial took.
+
+use std::{collections::BTreeMap, sync::Mutex, time::Duration};
+
+use scenarios::Scenario;
+
+/// How one trial ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Passed.
+    Pass,
+    /// Failed.
+    Fail,
+    /// Ignored at run time (with a reason, printed by libtest-mimic).
+    Ignored,
+}
+
+/// The results recorded by the trials, shared between their threads.
+#[derive(Default)]
+pub struct Summary {
+    rows: Mutex<BTreeMap<(String, Scenario), (Status, Duration)>>,
+}
+
+impl Summary {
+    /// Records one trial's end.
+    pub fn record(&self, format: &str, scenario: Scenario, status: Status, took: Duration) {
+        self.rows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((format.to_owned(), scenario), (status, took));
+    }
+
+    /// The table, or `None` when no trial ran.
+    pub fn table(&self, wall: Duration) -> Option<String> {
+        let rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        if rows.is_empty() {
+            return None;
+        }
+        let formats: Vec<&String> = {
+            let mut f: Vec<&String> = rows.keys().map(|(f, _)| f).collect();
+            f.dedup();
+            f
+        };
+        let width = formats.iter().map(|f| f.len()).max().unwrap_or(6).max(6);
+        let mut out = format!("{:width$}", "format");
+        for s in Scenario::ALL {
+            out.push_str(&format!("  {:>12}", s.name()));
+        }
+        out.push('\n');
+        let (mut pass, mut fail, mut ignored, mut busy) = (0, 0, 0, Duration::ZERO);
+        for f in formats {
+            out.push_str(&format!("{f:width$}"));
+            for s in Scenario::ALL {
+                let cell = match rows.get(&(f.clone(), s)) {
+                    None => "-".to_owned(),
+                    Some((Status::Ignored, _)) => "ignored".to_owned(),
+                    Some((status, took)) => {
+                        busy += *took;
+                        let word = if *status == Status::Pass {
+                            "pass"
+                        } else {
+                            "FAIL"
+                        };
+                        format!("{word} {:>4.0}s", took.as_secs_f64())
+                    }
+                };
+                match rows.get(&(f.clone(), s)).map(|r| r.0) {
+                    Some(Status::Pass) => pass += 1,
+                    Some(Status::Fail) => fail += 1,
+                    Some(Status::Ignored) => ignored += 1,
+                    None => {}
+                }
+                out.push_str(&format!("  {cell:>12}"));
+            }
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "{pass} passed, {fail} failed, {ignored} ignored; trials took {:.0}s in total, {:.0}s wall\n",
+            busy.as_secs_f64(),
+            wall.as_secs_f64()
+        ));
+        Some(out)
+    }
+}
