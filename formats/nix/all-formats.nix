@@ -8,6 +8,7 @@
 {
   config,
   lib,
+  pkgs,
   extendModules,
   ...
 }:
@@ -34,7 +35,7 @@ in
     # Normal priority, like nixos-generators: a user's definition merges with these.
     formatConfigs = builtins.mapAttrs (name: _: { imports = [ (ng.modulePath name) ]; }) ng.formats;
     formats = builtins.mapAttrs (
-      _: module: ng.linkOutput (extendModules { modules = [ (ng.wrapCustom module) ]; })
+      _: module: ng.linkOutput pkgs (extendModules { modules = [ (ng.wrapCustom module) ]; })
     ) config.formatConfigs;
   };
 }

@@ -101,6 +101,9 @@ let
     if formatPath == null then
       fail "the custom format needs formatPath"
     else
-      ng.linkOutput (withModules [ (ng.wrapCustom (absolutePath "formatPath" formatPath)) ]);
+      let
+        evaluated = withModules [ (ng.wrapCustom (absolutePath "formatPath" formatPath)) ];
+      in
+      ng.linkOutput evaluated.pkgs evaluated;
 in
 builtIn // { inherit custom; }

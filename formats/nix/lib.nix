@@ -70,12 +70,12 @@ let
 
   # Like nixos-generators' `formats.<name>`: a derivation holding a symlink to the single file
   # of the build output whose name ends in `fileExtension`; the build fails when there is none.
-  # `evaluated` is an evaluated NixOS configuration (with `config` and `pkgs`).
+  # `evaluated` is an evaluated NixOS configuration (its `config` is used); `pkgs` provides
+  # runCommand.
   linkOutput =
-    evaluated:
+    pkgs: evaluated:
     let
       inherit (evaluated) config;
-      pkgs = evaluated.pkgs or config._module.args.pkgs;
       built = imageOf config;
       pattern = "*" + config.fileExtension;
       drv =

@@ -15,6 +15,8 @@
   src,
   version,
   runTests ? false,
+  # nixpkgs' source, for the module-level Nix tests (formats/tests/nix/check-modules.nix).
+  path ? null,
 }:
 let
   front = [ qemu ] ++ lib.optionals stdenv.hostPlatform.isLinux (lib.filter (p: p != null) [ vhost-device-vsock ]);
@@ -43,6 +45,7 @@ rustPlatform.buildRustPackage {
     runHook preCheck
     export HOME=$TMPDIR NIX_STATE_DIR=$TMPDIR/nix-state CI=true INSTA_UPDATE=no
     export NIXGEN_TEST_PRIVATE_STORE=1
+    ${lib.optionalString (path != null) "export NIXGEN_NIXPKGS_LIB=${path}/lib"}
     cargo test --offline -p nixos-generate
     cargo test --offline -p formats -p harness -p scenarios --lib
     sh formats/tests/nix/run.sh

@@ -3,7 +3,8 @@
 # that every argument arrives as data: the configuration path exactly as given, specialArgs as
 # specialArgs, diskSize in virtualisation.diskSize; that bad input fails with a clear message;
 # formats/nix/lib.nix + every format module's top level (check-lib.nix); the structure of the
-# flake's outputs (check-project.nix); and that every .nix file parses.
+# flake's outputs (check-project.nix); with NIXGEN_NIXPKGS_LIB, the real module system over
+# stub NixOS modules (check-modules.nix); and that every .nix file parses.
 # Needs nix-instantiate (Nix >= 2.4; Debian's nix-bin works). Exits non-zero on any mismatch.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -197,6 +198,23 @@ if nixeval "$here/check-project.nix" && [ "$(cat "$out")" = true ]; then
   echo "ok: flake/default.nix structure covers the registry (check-project.nix)"
 else
   fail "flake/default.nix structure (check-project.nix)"
+fi
+
+# With nixpkgs' lib (a checkout's lib/ directory, e.g. NIXGEN_NIXPKGS_LIB=$(nix-instantiate
+# --find-file nixpkgs)/lib): the real module system over the stub modules of fake-nixos/, as
+# nixpkgs with image variants (new) and without (old).
+if [ -n "${NIXGEN_NIXPKGS_LIB:-}" ]; then
+  for tree in new old; do
+    if NIXGEN_NIXPKGS_LIB=$NIXGEN_NIXPKGS_LIB nix-instantiate --eval --strict \
+      -I "nixpkgs=$here/fake-nixos/$tree" "$here/check-modules.nix" --argstr tree "$tree" \
+      >"$out" 2>"$err" && [ "$(cat "$out")" = true ]; then
+      echo "ok: module system checks, nixpkgs $tree (check-modules.nix)"
+    else
+      fail "module system checks, nixpkgs $tree (check-modules.nix)"
+    fi
+  done
+else
+  echo "skipped: module system checks (set NIXGEN_NIXPKGS_LIB to a nixpkgs lib/ directory)"
 fi
 
 root=$(cd "$formats/.." && pwd)

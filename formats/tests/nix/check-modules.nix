@@ -1,0 +1,117 @@
+# Module-level checks: the real NixOS module system (nixpkgs' lib from NIXGEN_NIXPKGS_LIB)
+# over the stub modules of ./fake-nixos, through formats/nix/entry.nix. Run once with
+# `-I nixpkgs=fake-nixos/new` (image variants, like 25.05+) and once with
+# `-I nixpkgs=fake-nixos/old` (none, like 24.11), `--argstr tree new|old`.
+# Evaluates to true, or throws naming what failed.
+{ tree }:
+let
+  new = tree == "new";
+  configs = ./fake-nixos/configs;
+  entry = args: import ../../nix/entry.nix ({ configuration = toString (configs + "/user.nix"); } // args);
+  plain = entry { };
+  sized = entry {
+    diskSize = "4096";
+    specialArgs = builtins.toJSON { mark = "sa"; };
+  };
+  customised = entry { configuration = toString (configs + "/user-variant.nix"); };
+
+  check =
+    what: cond:
+    if cond then true else throw "check failed (${tree}): ${what}";
+  eq =
+    what: actual: expected:
+    check "${what}: got ${builtins.toJSON actual}, expected ${builtins.toJSON expected}" (
+      actual == expected
+    );
+  has = what: list: x: check "${what}: ${builtins.toJSON x} not in ${builtins.toJSON list}" (builtins.elem x list);
+
+  evalConfig = import <nixpkgs/nixos/lib/eval-config.nix>;
+  ng = import ../../nix/lib.nix;
+  withFormat =
+    name: extra:
+    evalConfig {
+      modules = [
+        (ng.wrap name)
+        (configs + "/user.nix")
+      ]
+      ++ extra;
+    };
+  raw = withFormat "raw" [ ];
+  kexec = (withFormat "kexec" [ ]).config.system.build;
+  allFormats = evalConfig {
+    modules = [
+      ../../nix/all-formats.nix
+      (configs + "/user.nix")
+      {
+        formatConfigs.raw.boot.kernelParams = [ "from-formatConfigs" ];
+        formatConfigs.my-format =
+          { config, ... }:
+          {
+            formatAttr = "myThing";
+            fileExtension = ".thing";
+            system.build.myThing = {
+              builder = "custom";
+              outPath = "/nix/store/00000000000000000000000000000000-image";
+              inherit (config.boot) kernelParams;
+            };
+          };
+      }
+    ];
+  };
+in
+builtins.all (x: x) (
+[
+  (eq "raw builder" sized.raw.builder (if new then "variant" else "legacy"))
+  (eq "raw partition table" sized.raw.partitionTableType "legacy")
+  (eq "raw-efi partition table" sized.raw-efi.partitionTableType "efi")
+  (eq "qcow partition table" sized.qcow.partitionTableType (if new then "legacy" else "hybrid"))
+  (eq "qcow format" sized.qcow.format "qcow2")
+  (eq "diskSize reaches the image builder" sized.raw-efi.diskSize 4096)
+  (eq "no diskSize: auto" plain.raw.diskSize "auto")
+  (has "format tweak reaches the builder" sized.raw.kernelParams "console=ttyS0")
+  (has "user configuration reaches the builder" sized.raw.kernelParams "user-param")
+  (has "specialArgs reach the configuration" sized.raw.kernelParams "mark=sa")
+  (has "qcow imports the qemu-guest profile" sized.qcow.initrdModules "virtio_blk")
+  (eq "iso is EFI and USB bootable" [ sized.iso.efi sized.iso.usb ] [ true true ])
+  (eq "formatVariant" raw.config.formatVariant (if new then "raw" else null))
+  (eq "system.build.<attr> is the image on both routes" raw.config.system.build.raw.builder (
+    if new then "variant" else "legacy"
+  ))
+  (eq "vm keeps its 2048 MiB default" plain.vm.diskSize 2048)
+  (eq "vm honours --disk-size" sized.vm.diskSize 4096)
+  (eq "vm-nogui has no graphics" plain.vm-nogui.graphics false)
+  (check "vm-nogui runs resize at login" (builtins.match ".*/bin/resize" plain.vm-nogui.loginShellInit != null))
+  (eq "vm-bootloader boots a boot loader" plain.vm-bootloader.useBootLoader true)
+  (eq "kexec tarball holds /kexec_nixos" kexec.kexec_tarball.storeContents [
+    {
+      object = "kexec-nixos";
+      symlink = "/kexec_nixos";
+    }
+  ])
+  (check "kexec script loads the image's kernel" (
+    builtins.match ".*kexec --load [^ ]*-kexec-image/bzImage --initrd=initrd.*" kexec.kexec_script.text != null
+  ))
+  (has "kexec kernel parameters" (withFormat "kexec" [ ]).config.boot.kernelParams "console=ttyS0,115200")
+  (check "kexec-bundle is a directory holding *-kexec_bundle" (
+    builtins.match ".*bundle=\\$out/nixos-x86_64-linux-kexec_bundle.*" plain.kexec-bundle.script != null
+  ))
+  (check "all-formats links the raw image" (
+    builtins.match ".*-name '\\*\\.img'.*" allFormats.config.formats.raw.script != null
+  ))
+  (has "formatConfigs customises a format" allFormats.config.formats.raw.passthru.image.kernelParams "from-formatConfigs")
+  (has "formatConfigs keeps the format's own tweaks" allFormats.config.formats.raw.passthru.image.kernelParams "console=ttyS0")
+  (eq "formatConfigs adds a format" allFormats.config.formats.my-format.passthru.image.builder "custom")
+  (check "a custom format links *fileExtension" (
+    builtins.match ".*-name '\\*\\.thing'.*" allFormats.config.formats.my-format.script != null
+  ))
+]
+++ (
+  if new then
+    [
+      (has "user's image.modules.raw merges with the variant" customised.raw.kernelParams "user-variant-param")
+      (has "... and keeps nixos-generate's tweaks" customised.raw.kernelParams "console=ttyS0")
+    ]
+  else
+    [ ]
+)
+)

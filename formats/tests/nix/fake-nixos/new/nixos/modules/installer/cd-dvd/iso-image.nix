@@ -1,0 +1,16 @@
+# STUB of nixpkgs' iso-image.nix: its options exist only where it is imported.
+{ config, lib, ... }:
+{
+  options.isoImage = {
+    makeEfiBootable = lib.mkOption { default = false; };
+    makeUsbBootable = lib.mkOption { default = false; };
+  };
+  config.system.build.isoImage = {
+    builder = "iso";
+    outPath = "/nix/store/00000000000000000000000000000000-image";
+    efi = config.isoImage.makeEfiBootable;
+    usb = config.isoImage.makeUsbBootable;
+    kernelParams = config.boot.kernelParams;
+  };
+  config.system.build.image = config.system.build.isoImage;
+}

@@ -1,0 +1,9 @@
+# STUB of nixpkgs' netboot-minimal.nix: the attributes the kexec builders read.
+{ ... }:
+{
+  system.build.kernel = "/nix/store/00000000000000000000000000000000-linux";
+  system.build.netbootRamdisk = "/nix/store/00000000000000000000000000000000-initrd";
+  system.build.toplevel = "/nix/store/00000000000000000000000000000000-nixos-system";
+  system.boot.loader.kernelFile = "bzImage";
+  system.nixos.label = "test";
+}

@@ -1,0 +1,5 @@
+# STUB of nixpkgs' profiles/qemu-guest.nix.
+{ ... }:
+{
+  boot.initrd.availableKernelModules = [ "virtio_blk" ];
+}

@@ -1,0 +1,1 @@
+../../../new/nixos/lib/make-system-tarball.nix

@@ -1,0 +1,1 @@
+../../../new/nixos/modules/base.nix

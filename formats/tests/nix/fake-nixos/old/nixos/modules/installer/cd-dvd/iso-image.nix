@@ -1,0 +1,1 @@
+../../../../../new/nixos/modules/installer/cd-dvd/iso-image.nix

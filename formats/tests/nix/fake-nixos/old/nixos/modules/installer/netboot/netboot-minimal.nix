@@ -1,0 +1,1 @@
+../../../../../new/nixos/modules/installer/netboot/netboot-minimal.nix

@@ -1,0 +1,1 @@
+../../../../new/nixos/modules/profiles/qemu-guest.nix

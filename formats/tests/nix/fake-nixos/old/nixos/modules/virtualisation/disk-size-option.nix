@@ -1,0 +1,1 @@
+../../../../new/nixos/modules/virtualisation/disk-size-option.nix
