@@ -155,9 +155,19 @@ struct Boot {
     serial_multi_user: Option<Duration>,
 }
 
-/// Boots, collecting notify messages and serial lines until the notify state decides and
-/// (if `want_serial`) the serial line has been seen too, or until the timeout.
-async fn boot(chan: &mut NotifyChannel, kernel_extra: &str, want_serial: bool) -> Boot {
+/// When a boot may stop.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// The notify state decided.
+    Decided,
+    /// The notify state decided and serial showed multi-user (or closed).
+    DecidedAndSerial,
+    /// Serial showed multi-user, then 5 more seconds passed.
+    SerialPlusFive,
+}
+
+/// Boots, collecting notify messages and serial lines until `until` holds or the timeout.
+async fn boot(chan: &mut NotifyChannel, kernel_extra: &str, until: Until) -> Boot {
     let run_dir = tempfile::Builder::new()
         .prefix("ng-nt-")
         .tempdir_in("/tmp")
@@ -176,7 +186,15 @@ async fn boot(chan: &mut NotifyChannel, kernel_extra: &str, want_serial: bool) -
     let mut serial_open = true;
     loop {
         let decided = out.state.decision() != Decision::Undecided;
-        if decided && (!want_serial || out.serial_multi_user.is_some() || !serial_open) {
+        let serial_done = out.serial_multi_user.is_some() || !serial_open;
+        let done = match until {
+            Until::Decided => decided,
+            Until::DecidedAndSerial => decided && serial_done,
+            Until::SerialPlusFive => out
+                .serial_multi_user
+                .is_some_and(|t| opened.elapsed() >= t + Duration::from_secs(5)),
+        };
+        if done {
             break;
         }
         tokio::select! {
@@ -200,6 +218,7 @@ async fn boot(chan: &mut NotifyChannel, kernel_extra: &str, want_serial: bool) -
                 _ => serial_open = false,
             },
             _ = &mut deadline => break,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
     }
     let _ = child.kill().await;
@@ -261,7 +280,7 @@ async fn transport2_boot_reports_multi_user_in_order() {
     let (_dir, chan) = open(NotifyChoice::VhostDeviceVsock).await;
     let mut chan = chan.expect("transport 2 (vhost-device-vsock) must work on this machine");
     assert_eq!(chan.transport().to_string(), "vhost-device-vsock");
-    let b = boot(&mut chan, "", true).await;
+    let b = boot(&mut chan, "", Until::DecidedAndSerial).await;
     report("transport2-normal", &chan, &b);
 
     assert_eq!(
@@ -308,7 +327,7 @@ async fn transport2_emergency_boot_fails_through_vsock() {
     let _one_guest = GUEST_LOCK.lock().await;
     let (_dir, chan) = open(NotifyChoice::VhostDeviceVsock).await;
     let mut chan = chan.expect("transport 2 (vhost-device-vsock) must work on this machine");
-    let b = boot(&mut chan, "systemd.unit=emergency.target", false).await;
+    let b = boot(&mut chan, "systemd.unit=emergency.target", Until::Decided).await;
     report("transport2-emergency", &chan, &b);
     assert_eq!(
         b.state.decision(),
@@ -317,6 +336,33 @@ async fn transport2_emergency_boot_fails_through_vsock() {
         b.log
     );
     assert!(!b.state.active.contains(MULTI_USER), "{:#?}", b.log);
+    chan.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport2_guest_ignoring_the_credential_stays_silent() {
+    // systemd.import_credentials=no makes PID 1 ignore the SMBIOS credential, like a guest
+    // whose systemd is too old (bookworm's 252): nothing arrives, and the silence helper says so
+    // once serial has shown multi-user.target.
+    let _one_guest = GUEST_LOCK.lock().await;
+    let (_dir, chan) = open(NotifyChoice::VhostDeviceVsock).await;
+    let mut chan = chan.expect("transport 2 (vhost-device-vsock) must work on this machine");
+    let b = boot(
+        &mut chan,
+        "systemd.import_credentials=no",
+        Until::SerialPlusFive,
+    )
+    .await;
+    report("transport2-silent", &chan, &b);
+    let serial = b
+        .serial_multi_user
+        .unwrap_or_else(|| panic!("serial never showed {SERIAL_MULTI_USER:?}"));
+    assert_eq!(b.state.messages, 0, "{:#?}", b.log);
+    assert_eq!(b.state.decision(), Decision::Undecided);
+    assert!(chan.first_message_at().is_none());
+    let now = chan.opened_at().elapsed();
+    assert!(b.state.is_silent(serial, now, Duration::from_secs(5)));
+    assert!(chan.is_silent(serial, Duration::from_secs(5)));
     chan.close().await;
 }
 
@@ -332,7 +378,7 @@ async fn transport1_boot_where_vhost_vsock_works() {
     };
     let _one_guest = GUEST_LOCK.lock().await;
     assert_eq!(chan.transport().to_string(), "vhost-vsock");
-    let b = boot(&mut chan, "", false).await;
+    let b = boot(&mut chan, "", Until::Decided).await;
     report("transport1-normal", &chan, &b);
     assert_eq!(
         b.state.decision(),
