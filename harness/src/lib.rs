@@ -1,3 +1,60 @@
 //! Boots an image of a nixos-generate format under QEMU and returns a verdict with evidence.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), harness::HarnessError> {
+//! let format = formats::registry().get("raw-efi").expect("known format");
+//! let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+//! let verdict = harness::check(format, "result".as_ref(), &Default::default(), tx).await?;
+//! println!("{:?} in {:?}", verdict.outcome, verdict.elapsed);
+//! # Ok(()) }
+//! ```
+//!
+//! Sources of evidence are typed signals folded by [`detect::Judge`]: serial console lines
+//! (tailed from QEMU's own log file), QMP events, QEMU's exit, the vsock notify channel
+//! ([`notify`]) and the deadline.
 
+pub mod accel;
+pub mod detect;
+mod error;
+pub mod firmware;
+pub mod image;
+mod machine;
 pub mod notify;
+pub mod options;
+pub mod profile;
+pub mod qemu;
+pub mod qmp;
+pub mod rundir;
+pub mod serial;
+mod verdict;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use error::HarnessError;
+pub use machine::Machine;
+pub use options::{AccelChoice, BootOptions, IsoFirmware, NotifyChoice};
+pub use verdict::{
+    Accel, Event, Evidence, Milestone, MilestoneKind, Outcome, ReadinessSource, Reason, Verdict,
+};
+
+/// How long [`check`] lets a ready guest power off before killing it.
+pub const POWERDOWN_BUDGET: Duration = Duration::from_secs(20);
+
+/// Boots, waits for the verdict, powers a ready guest off (killing it after
+/// [`POWERDOWN_BUDGET`]) and cleans up; the run directory is kept on failure or `opts.keep`
+/// and named in [`Verdict::run_dir`].
+pub async fn check(
+    format: &formats::Format,
+    image: &Path,
+    opts: &BootOptions,
+    progress: tokio::sync::mpsc::UnboundedSender<Event>,
+) -> Result<Verdict, HarnessError> {
+    let mut machine = Machine::start(format, image, opts, progress).await?;
+    let mut verdict = machine.wait_ready().await;
+    if verdict.is_ready() {
+        let _ = machine.qmp_powerdown(POWERDOWN_BUDGET).await;
+    }
+    verdict.run_dir = machine.finish(verdict.is_ready()).await;
+    Ok(verdict)
+}

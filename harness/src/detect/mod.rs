@@ -1,0 +1,414 @@
+//! The detector: typed signals from every source (serial lines, QMP events, QEMU's exit, the
+//! vsock notify channel, the deadline) folded into milestones and one decision.
+//!
+//! Serial text decides at once, except the systemd-level decisions (multi-user, emergency,
+//! rescue) while a vsock channel is live and the guest has spoken on it: those are held for
+//! [`NOTIFY_GRACE`] so that the guest's own report (more reliable) can decide first.
+
+pub mod text;
+
+use std::time::Duration;
+
+pub use text::{strip_ansi, Finding, TextDetector};
+
+use crate::notify::{self, NotifyMessage, NotifyState};
+use crate::qmp::QmpEvent;
+use crate::{Milestone, MilestoneKind, Outcome, ReadinessSource, Reason};
+
+/// How long a serial systemd-level decision waits for the vsock channel to confirm it.
+pub const NOTIFY_GRACE: Duration = Duration::from_secs(3);
+
+/// One typed signal.
+#[derive(Debug, Clone, Copy)]
+pub enum Signal<'a> {
+    /// A complete console line (ANSI escapes removed).
+    Line(&'a str),
+    /// The unterminated end of the console (a prompt).
+    Partial(&'a str),
+    /// A QMP event.
+    Qmp(&'a QmpEvent),
+    /// QEMU exited with this status (`None`: killed by a signal).
+    QemuExited(Option<i32>),
+    /// A vsock notify message.
+    Notify(&'a NotifyMessage),
+    /// The deadline passed.
+    Deadline(Duration),
+}
+
+/// A final decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Ready or failed.
+    pub outcome: Outcome,
+    /// Which channel decided.
+    pub source: ReadinessSource,
+}
+
+impl Decision {
+    fn failed(reason: Reason, detail: impl Into<String>, source: ReadinessSource) -> Decision {
+        Decision {
+            outcome: Outcome::Failed {
+                reason,
+                detail: detail.into(),
+            },
+            source,
+        }
+    }
+
+    fn ready(detail_source: ReadinessSource) -> Decision {
+        Decision {
+            outcome: Outcome::Ready,
+            source: detail_source,
+        }
+    }
+}
+
+/// Folds signals into milestones and a decision.
+#[derive(Debug)]
+pub struct Judge {
+    text: TextDetector,
+    notify: NotifyState,
+    notify_live: bool,
+    milestones: Vec<Milestone>,
+    fresh: Vec<Milestone>,
+    held: Option<(Decision, Duration)>,
+    decided: bool,
+}
+
+impl Judge {
+    /// A judge; `notify_live` says whether a vsock notify transport is in use.
+    pub fn new(notify_live: bool) -> Judge {
+        Judge {
+            text: TextDetector::new(),
+            notify: NotifyState::new(),
+            notify_live,
+            milestones: Vec::new(),
+            fresh: Vec::new(),
+            held: None,
+            decided: false,
+        }
+    }
+
+    /// Feeds one signal seen at `at` (since QEMU started); returns the decision once.
+    pub fn feed(&mut self, signal: Signal<'_>, at: Duration) -> Option<Decision> {
+        if self.decided {
+            return None;
+        }
+        let decision = match signal {
+            Signal::Line(line) => {
+                let mut d = None;
+                for finding in self.text.line(line) {
+                    d = d.or(self.on_text(finding, line, at));
+                }
+                d
+            }
+            Signal::Partial(text) => {
+                let finding = self.text.partial(text)?;
+                self.on_text(finding, text.trim(), at)
+            }
+            Signal::Qmp(event) if event.name == "GUEST_PANICKED" => Some(Decision::failed(
+                Reason::GuestPanicked,
+                format!("QMP GUEST_PANICKED {}", event.data),
+                ReadinessSource::None,
+            )),
+            Signal::Qmp(_) => None,
+            Signal::QemuExited(status) => self.held.take().map(|h| h.0).or_else(|| {
+                Some(Decision::failed(
+                    Reason::QemuExited,
+                    match status {
+                        Some(code) => format!("QEMU exited with status {code}"),
+                        None => "QEMU was killed by a signal".to_string(),
+                    },
+                    ReadinessSource::None,
+                ))
+            }),
+            Signal::Notify(msg) => self.on_notify(msg, at),
+            Signal::Deadline(timeout) => self.held.take().map(|h| h.0).or_else(|| {
+                let last = self
+                    .milestones
+                    .iter()
+                    .max_by_key(|m| m.at)
+                    .map_or("none".to_string(), |m| format!("{:?}", m.kind));
+                Some(Decision::failed(
+                    Reason::Timeout,
+                    format!(
+                        "no verdict within {}s (last milestone: {last})",
+                        timeout.as_secs()
+                    ),
+                    ReadinessSource::None,
+                ))
+            }),
+        };
+        self.finish(decision)
+    }
+
+    /// Releases a held serial decision whose grace has run out.
+    pub fn tick(&mut self, at: Duration) -> Option<Decision> {
+        match &self.held {
+            Some((_, until)) if at >= *until => {
+                let d = self.held.take().map(|h| h.0);
+                self.finish(d)
+            }
+            _ => None,
+        }
+    }
+
+    /// When a held decision becomes final, if one is held.
+    pub fn held_until(&self) -> Option<Duration> {
+        self.held.as_ref().map(|h| h.1)
+    }
+
+    /// Milestones reached since the last call (for progress events).
+    pub fn take_fresh(&mut self) -> Vec<Milestone> {
+        std::mem::take(&mut self.fresh)
+    }
+
+    /// All milestones, in the order reached.
+    pub fn milestones(&self) -> Vec<Milestone> {
+        let mut m = self.milestones.clone();
+        m.sort_by_key(|m| (m.at, m.kind));
+        m
+    }
+
+    /// What the notify messages said.
+    pub fn notify_state(&self) -> &NotifyState {
+        &self.notify
+    }
+
+    fn finish(&mut self, d: Option<Decision>) -> Option<Decision> {
+        if let Some(d) = &d {
+            self.decided = true;
+            if d.outcome == Outcome::Ready {
+                // The time of the decision, when the serial/vsock signal did not record it.
+                if !self
+                    .milestones
+                    .iter()
+                    .any(|m| m.kind == MilestoneKind::MultiUser)
+                {
+                    let at = self
+                        .milestones
+                        .iter()
+                        .map(|m| m.at)
+                        .max()
+                        .unwrap_or_default();
+                    self.milestone(MilestoneKind::MultiUser, at);
+                }
+            }
+        }
+        d
+    }
+
+    fn milestone(&mut self, kind: MilestoneKind, at: Duration) {
+        if !self.milestones.iter().any(|m| m.kind == kind) {
+            let m = Milestone { kind, at };
+            self.milestones.push(m);
+            self.fresh.push(m);
+        }
+    }
+
+    fn on_text(&mut self, finding: Finding, line: &str, at: Duration) -> Option<Decision> {
+        let systemd_level = match &finding {
+            Finding::Milestone(kind) => {
+                self.milestone(*kind, at);
+                return None;
+            }
+            Finding::Ready => {
+                self.milestone(MilestoneKind::MultiUser, at);
+                true
+            }
+            Finding::Failed(r) => matches!(r, Reason::EmergencyMode | Reason::RescueMode),
+        };
+        let decision = match finding {
+            Finding::Failed(reason) => {
+                Decision::failed(reason, line.trim(), ReadinessSource::Serial)
+            }
+            _ => Decision::ready(ReadinessSource::Serial),
+        };
+        if systemd_level && self.notify_live && self.notify.messages > 0 {
+            if self.held.is_none() {
+                self.held = Some((decision, at + NOTIFY_GRACE));
+            }
+            return None;
+        }
+        Some(decision)
+    }
+
+    fn on_notify(&mut self, msg: &NotifyMessage, at: Duration) -> Option<Decision> {
+        self.notify.apply(msg);
+        if self.notify.messages == 1 {
+            // systemd (of the initrd or the system) is up and talking.
+            self.milestone(MilestoneKind::Systemd, at);
+        }
+        match self.notify.decision() {
+            notify::Decision::Undecided => None,
+            notify::Decision::Ready => {
+                self.milestone(MilestoneKind::MultiUser, at);
+                self.held = None;
+                Some(Decision::ready(ReadinessSource::Vsock))
+            }
+            notify::Decision::Failed(target) => {
+                self.held = None;
+                let reason = match target {
+                    notify::FailureTarget::Emergency => Reason::EmergencyMode,
+                    notify::FailureTarget::Rescue => Reason::RescueMode,
+                };
+                Some(Decision::failed(
+                    reason,
+                    format!("{}={target}", notify::UNIT_ACTIVE),
+                    ReadinessSource::Vsock,
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn msg(text: &str, at: Duration) -> NotifyMessage {
+        NotifyMessage::parse(text.as_bytes(), Instant::now(), at)
+    }
+
+    fn s(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn serial_decides_alone_when_no_vsock() {
+        let mut j = Judge::new(false);
+        assert_eq!(j.feed(Signal::Line("Linux version 6.1"), s(1)), None);
+        let d = j
+            .feed(Signal::Line("Reached target Multi-User System."), s(5))
+            .unwrap();
+        assert_eq!(d, Decision::ready(ReadinessSource::Serial));
+        let kinds: Vec<_> = j.milestones().iter().map(|m| m.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                MilestoneKind::Firmware,
+                MilestoneKind::Kernel,
+                MilestoneKind::MultiUser
+            ]
+        );
+        // Decides once only.
+        assert_eq!(j.feed(Signal::QemuExited(Some(0)), s(6)), None);
+    }
+
+    #[test]
+    fn vsock_wins_over_serial_and_ready_alone_is_not_success() {
+        let mut j = Judge::new(true);
+        assert_eq!(
+            j.feed(
+                Signal::Notify(&msg("X_SYSTEMD_HOSTNAME=standin", s(2))),
+                s(2)
+            ),
+            None
+        );
+        assert_eq!(j.feed(Signal::Notify(&msg("READY=1", s(2))), s(2)), None);
+        assert_eq!(
+            j.feed(Signal::Line("Reached target multi-user.target"), s(3)),
+            None
+        );
+        assert_eq!(j.held_until(), Some(s(3) + NOTIFY_GRACE));
+        let d = j
+            .feed(
+                Signal::Notify(&msg("X_SYSTEMD_UNIT_ACTIVE=multi-user.target", s(3))),
+                s(3),
+            )
+            .unwrap();
+        assert_eq!(d.source, ReadinessSource::Vsock);
+        assert_eq!(d.outcome, Outcome::Ready);
+    }
+
+    #[test]
+    fn held_serial_decision_released_after_grace() {
+        let mut j = Judge::new(true);
+        j.feed(Signal::Notify(&msg("X_SYSTEMD_HOSTNAME=x", s(1))), s(1));
+        j.feed(Signal::Line("You are in emergency mode."), s(4));
+        assert_eq!(j.tick(s(5)), None);
+        let d = j.tick(s(4) + NOTIFY_GRACE).unwrap();
+        assert_eq!(d.source, ReadinessSource::Serial);
+        assert!(matches!(
+            d.outcome,
+            Outcome::Failed {
+                reason: Reason::EmergencyMode,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn emergency_over_vsock_despite_ready() {
+        let mut j = Judge::new(true);
+        j.feed(
+            Signal::Notify(&msg("X_SYSTEMD_UNIT_ACTIVE=emergency.target", s(1))),
+            s(1),
+        );
+        // Already decided by the message above.
+        let mut j2 = Judge::new(true);
+        let d = j2
+            .feed(
+                Signal::Notify(&msg(
+                    "READY=1\nX_SYSTEMD_UNIT_ACTIVE=emergency.target",
+                    s(1),
+                )),
+                s(1),
+            )
+            .unwrap();
+        assert!(matches!(
+            d.outcome,
+            Outcome::Failed {
+                reason: Reason::EmergencyMode,
+                ..
+            }
+        ));
+        assert_eq!(d.source, ReadinessSource::Vsock);
+    }
+
+    #[test]
+    fn silent_vsock_does_not_hold_serial() {
+        let mut j = Judge::new(true);
+        let d = j
+            .feed(Signal::Line("Reached target multi-user.target"), s(9))
+            .unwrap();
+        assert_eq!(d.source, ReadinessSource::Serial);
+    }
+
+    #[test]
+    fn exit_panic_and_deadline() {
+        let mut j = Judge::new(false);
+        let d = j.feed(Signal::QemuExited(Some(1)), s(1)).unwrap();
+        assert!(matches!(
+            d.outcome,
+            Outcome::Failed {
+                reason: Reason::QemuExited,
+                ..
+            }
+        ));
+        let mut j = Judge::new(false);
+        let ev = QmpEvent {
+            name: "GUEST_PANICKED".into(),
+            data: serde_json::json!({"action": "pause"}),
+        };
+        let d = j.feed(Signal::Qmp(&ev), s(1)).unwrap();
+        assert!(matches!(
+            d.outcome,
+            Outcome::Failed {
+                reason: Reason::GuestPanicked,
+                ..
+            }
+        ));
+        let mut j = Judge::new(false);
+        j.feed(Signal::Line("Linux version 6"), s(1));
+        let d = j.feed(Signal::Deadline(s(30)), s(30)).unwrap();
+        match d.outcome {
+            Outcome::Failed { reason, detail } => {
+                assert_eq!(reason, Reason::Timeout);
+                assert!(detail.contains("Kernel"), "{detail}");
+            }
+            o => panic!("unexpected {o:?}"),
+        }
+    }
+}

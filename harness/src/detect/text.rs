@@ -1,0 +1,335 @@
+//! Console text -> typed findings: boot milestones, success, and failures as they happen.
+//! Knows NixOS's own messages (stage 1/2) as well as Debian's initramfs and systemd's.
+
+use std::sync::OnceLock;
+
+use regex::{Regex, RegexSet};
+
+use crate::{MilestoneKind, Reason};
+
+/// What one piece of console text says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// A boot stage was reached.
+    Milestone(MilestoneKind),
+    /// multi-user.target was reached.
+    Ready,
+    /// The boot failed.
+    Failed(Reason),
+}
+
+/// Failure patterns, checked first, in this order (the first match wins).
+const FAILURES: &[(Reason, &str)] = &[
+    (Reason::KernelPanic, r"Kernel panic"),
+    (
+        Reason::EmergencyMode,
+        r"You are in emergency mode|Entering emergency mode|Reached target .*(Emergency Mode|emergency\.target)",
+    ),
+    (
+        Reason::RescueMode,
+        r"You are in rescue mode|Reached target .*(Rescue Mode|rescue\.target)",
+    ),
+    (
+        Reason::InitrdFailure,
+        r"An error occurred in stage 1|Gave up waiting for root|ALERT!|[Dd]ropping to a shell",
+    ),
+    (
+        Reason::NoBootableDevice,
+        r"No bootable device|No bootable option or device was found|BdsDxe: No bootable option",
+    ),
+];
+
+/// Success: systemd reached multi-user.target (old and new spellings).
+const READY: &str = r"Reached target .*(Multi-User System|multi-user\.target)";
+
+/// Milestones, checked after failures and success (the first match wins).
+const MILESTONES: &[(MilestoneKind, &str)] = &[
+    (MilestoneKind::Kernel, r"Linux version \d"),
+    (
+        MilestoneKind::Initrd,
+        r"NixOS Stage 1|Loading, please wait|Run /init as init process|Running in initrd|\((Initrd|Initramfs)\)|initrd\.target",
+    ),
+    (
+        MilestoneKind::Bootloader,
+        r"GNU GRUB|Welcome to GRUB|Booting `|Loading Linux|ISOLINUX|SYSLINUX|systemd-boot",
+    ),
+    (
+        MilestoneKind::Systemd,
+        r"NixOS Stage 2|^\s*Welcome to |systemd\[1\]: .*running in system mode",
+    ),
+    (
+        MilestoneKind::Firmware,
+        r"SeaBIOS|BdsDxe|EDK II|UEFI firmware|iPXE",
+    ),
+];
+
+/// A boot loader or firmware prompt, at the end of the text (no newline follows a prompt).
+const PROMPT: &str = r"(^|\s)(grub>|grub rescue>|Shell>)\s*$";
+/// The Debian initramfs shell prompt.
+const INITRAMFS_PROMPT: &str = r"^\(initramfs\)\s*$";
+
+struct Patterns {
+    failures: RegexSet,
+    ready: Regex,
+    milestones: RegexSet,
+    prompt: Regex,
+    initramfs_prompt: Regex,
+    ovmf_failed: Regex,
+    ovmf_shell: Regex,
+    grub_rescue: Regex,
+}
+
+fn patterns() -> &'static Patterns {
+    static P: OnceLock<Patterns> = OnceLock::new();
+    P.get_or_init(|| Patterns {
+        failures: RegexSet::new(FAILURES.iter().map(|f| f.1)).expect("valid failure patterns"),
+        ready: Regex::new(READY).expect("valid ready pattern"),
+        milestones: RegexSet::new(MILESTONES.iter().map(|m| m.1)).expect("valid milestones"),
+        prompt: Regex::new(PROMPT).expect("valid prompt pattern"),
+        initramfs_prompt: Regex::new(INITRAMFS_PROMPT).expect("valid prompt pattern"),
+        ovmf_failed: Regex::new(r"BdsDxe: failed to load|Boot Failed\.").expect("valid"),
+        ovmf_shell: Regex::new(r#"BdsDxe: (loading|starting) Boot[0-9A-F]+ "EFI Internal Shell"|UEFI Interactive Shell"#)
+            .expect("valid"),
+        grub_rescue: Regex::new(r"Entering rescue mode\.\.\.").expect("valid"),
+    })
+}
+
+/// Classifies console text line by line, keeping the little state some decisions need
+/// (whether the kernel started, whether UEFI boot options failed).
+#[derive(Debug, Default, Clone)]
+pub struct TextDetector {
+    saw_data: bool,
+    kernel: bool,
+    efi_failed_loads: u32,
+}
+
+impl TextDetector {
+    /// A detector that has seen nothing.
+    pub fn new() -> TextDetector {
+        TextDetector::default()
+    }
+
+    /// One complete console line (ANSI escapes already removed).
+    pub fn line(&mut self, line: &str) -> Vec<Finding> {
+        let p = patterns();
+        let mut out = Vec::new();
+        if !self.saw_data && !line.trim().is_empty() {
+            self.saw_data = true;
+            out.push(Finding::Milestone(MilestoneKind::Firmware));
+        }
+        if let Some(i) = p.failures.matches(line).iter().next() {
+            out.push(Finding::Failed(FAILURES[i].0));
+            return out;
+        }
+        if p.ready.is_match(line) {
+            out.push(Finding::Ready);
+            return out;
+        }
+        if p.ovmf_failed.is_match(line) {
+            self.efi_failed_loads += 1;
+        }
+        if p.ovmf_shell.is_match(line) && !self.kernel {
+            // The firmware fell through to its shell: after failed boot options that means
+            // there was nothing to boot.
+            out.push(Finding::Failed(if self.efi_failed_loads > 0 {
+                Reason::NoBootableDevice
+            } else {
+                Reason::BootloaderStuck
+            }));
+            return out;
+        }
+        if !self.kernel && p.grub_rescue.is_match(line) {
+            out.push(Finding::Failed(Reason::BootloaderStuck));
+            return out;
+        }
+        if let Some(f) = self.prompt(line) {
+            out.push(f);
+            return out;
+        }
+        if let Some(i) = p.milestones.matches(line).iter().next() {
+            let kind = MILESTONES[i].0;
+            if kind == MilestoneKind::Kernel {
+                self.kernel = true;
+            }
+            out.push(Finding::Milestone(kind));
+        }
+        out
+    }
+
+    /// The unterminated end of the console (prompts are not followed by a newline).
+    pub fn partial(&mut self, text: &str) -> Option<Finding> {
+        self.prompt(text)
+    }
+
+    fn prompt(&self, text: &str) -> Option<Finding> {
+        let p = patterns();
+        if p.initramfs_prompt.is_match(text) {
+            return Some(Finding::Failed(Reason::InitrdFailure));
+        }
+        if p.prompt.is_match(text) {
+            let stuck = text.contains("Shell>") && self.efi_failed_loads > 0;
+            return Some(Finding::Failed(if stuck {
+                Reason::NoBootableDevice
+            } else {
+                Reason::BootloaderStuck
+            }));
+        }
+        None
+    }
+}
+
+/// Removes ANSI/VT100 escape sequences and other control characters but tab.
+pub fn strip_ansi(text: &str) -> String {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        Regex::new(r"\x1b\[[0-9;?=>]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[()][A-Za-z0-9]|\x1b[=>78cDEHMNOZ]")
+            .expect("valid ANSI pattern")
+    });
+    re.replace_all(text, "")
+        .chars()
+        .filter(|c| *c == '\t' || !c.is_control())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use MilestoneKind as M;
+
+    fn one(lines: &[&str]) -> Vec<Finding> {
+        let mut d = TextDetector::new();
+        lines.iter().flat_map(|l| d.line(l)).collect()
+    }
+
+    fn last(lines: &[&str]) -> Option<Finding> {
+        one(lines).pop()
+    }
+
+    #[test]
+    fn milestones_in_a_debian_boot() {
+        let f = one(&[
+            "SeaBIOS (version 1.16.2-debian-1.16.2-1)",
+            "  GNU GRUB  version 2.12",
+            "[    0.000000] Linux version 6.12.117+deb13-cloud-amd64 (debian-kernel@lists.debian.org)",
+            "Loading, please wait...",
+            "Welcome to Debian GNU/Linux 13 (trixie)!",
+        ]);
+        assert_eq!(
+            f,
+            vec![
+                Finding::Milestone(M::Firmware),
+                Finding::Milestone(M::Firmware),
+                Finding::Milestone(M::Bootloader),
+                Finding::Milestone(M::Kernel),
+                Finding::Milestone(M::Initrd),
+                Finding::Milestone(M::Systemd),
+            ]
+        );
+    }
+
+    #[test]
+    fn nixos_stages_and_systemd_initrd() {
+        assert_eq!(
+            last(&["<<< NixOS Stage 1 >>>"]),
+            Some(Finding::Milestone(M::Initrd))
+        );
+        assert_eq!(
+            last(&["<<< NixOS Stage 2 >>>"]),
+            Some(Finding::Milestone(M::Systemd))
+        );
+        assert_eq!(
+            last(&["Welcome to NixOS 25.05 (Warbler) (Initrd)!"]),
+            Some(Finding::Milestone(M::Initrd))
+        );
+        assert_eq!(
+            last(&["[    1.2] systemd[1]: Running in initrd."]),
+            Some(Finding::Milestone(M::Initrd))
+        );
+    }
+
+    #[test]
+    fn success_spellings() {
+        for l in [
+            "[  OK  ] Reached target multi-user.target - Multi-User System.",
+            "[  OK  ] Reached target Multi-User System.",
+        ] {
+            assert_eq!(last(&[l]), Some(Finding::Ready), "{l}");
+        }
+        assert_ne!(
+            last(&["Starting multi-user.target soon"]),
+            Some(Finding::Ready)
+        );
+    }
+
+    #[test]
+    fn failures_as_they_happen() {
+        let cases: &[(&str, Reason)] = &[
+            ("[    1.5] Kernel panic - not syncing: VFS: Unable to mount root fs", Reason::KernelPanic),
+            ("You are in emergency mode. After logging in, type \"journalctl -xb\"", Reason::EmergencyMode),
+            ("[  OK  ] Reached target emergency.target - Emergency Mode.", Reason::EmergencyMode),
+            ("You are in rescue mode. After logging in, type \"journalctl -xb\"", Reason::RescueMode),
+            ("[  OK  ] Reached target rescue.target - Rescue Mode.", Reason::RescueMode),
+            ("An error occurred in stage 1 of the boot process, which must mount the root filesystem", Reason::InitrdFailure),
+            ("Gave up waiting for root file system device.  Common problems:", Reason::InitrdFailure),
+            ("ALERT!  UUID=1234 does not exist.  Dropping to a shell!", Reason::InitrdFailure),
+            ("No bootable device.", Reason::NoBootableDevice),
+            ("BdsDxe: No bootable option or device was found.", Reason::NoBootableDevice),
+        ];
+        for (line, reason) in cases {
+            assert_eq!(last(&[line]), Some(Finding::Failed(*reason)), "{line}");
+        }
+    }
+
+    #[test]
+    fn prompts_without_newline() {
+        let mut d = TextDetector::new();
+        assert_eq!(
+            d.partial("grub> "),
+            Some(Finding::Failed(Reason::BootloaderStuck))
+        );
+        assert_eq!(
+            d.partial("grub rescue> "),
+            Some(Finding::Failed(Reason::BootloaderStuck))
+        );
+        assert_eq!(
+            d.partial("(initramfs) "),
+            Some(Finding::Failed(Reason::InitrdFailure))
+        );
+        assert_eq!(
+            d.partial("Shell> "),
+            Some(Finding::Failed(Reason::BootloaderStuck))
+        );
+        assert_eq!(d.partial("standin login: "), None);
+        assert_eq!(d.partial("root@standin:~# "), None);
+    }
+
+    #[test]
+    fn ovmf_falling_through_to_its_shell() {
+        let f = last(&[
+            "BdsDxe: failed to load Boot0001 \"UEFI QEMU HARDDISK QM00001 \" from PciRoot(0x0)/Pci(0x1F,0x2)/Sata(0x0,0xFFFF,0x0): Not Found",
+            "BdsDxe: loading Boot0002 \"EFI Internal Shell\" from Fv(7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1)/FvFile(7C04A583-9E3E-4F1C-AD65-E05268D0B4D1)",
+        ]);
+        assert_eq!(f, Some(Finding::Failed(Reason::NoBootableDevice)));
+        let mut d = TextDetector::new();
+        d.line("BdsDxe: failed to load Boot0001 \"UEFI QEMU HARDDISK\": Not Found");
+        assert_eq!(
+            d.partial("Shell> "),
+            Some(Finding::Failed(Reason::NoBootableDevice))
+        );
+        assert_eq!(
+            last(&["error: no such device: root.", "Entering rescue mode..."]),
+            Some(Finding::Failed(Reason::BootloaderStuck))
+        );
+    }
+
+    #[test]
+    fn strips_escapes() {
+        assert_eq!(
+            strip_ansi(
+                "[\x1b[0;32m  OK  \x1b[0m] Reached target \x1b[0;1;39mmulti-user.target\x1b[0m\r"
+            ),
+            "[  OK  ] Reached target multi-user.target"
+        );
+        assert_eq!(strip_ansi("\x1b[2J\x1b[01;01HBdsDxe: x"), "BdsDxe: x");
+    }
+}

@@ -1,0 +1,336 @@
+//! QEMU argument pieces: one small pure function per boot profile, plus the pieces every run
+//! shares (machine, accelerator, serial, QMP, panic device, display). Nothing here touches the
+//! file system or spawns anything.
+
+use std::path::Path;
+
+use crate::firmware::Ovmf;
+use crate::Accel;
+
+fn s(x: impl Into<String>) -> String {
+    x.into()
+}
+
+fn p(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// A `-drive` file value: QEMU's option syntax doubles commas inside values.
+fn file_value(path: &Path) -> String {
+    p(path).replace(',', ",,")
+}
+
+/// The machine, accelerator, CPU and size of a directly started QEMU.
+pub fn machine(accel: Accel, memory_mib: u32, cpus: u32) -> Vec<String> {
+    let cpu = match accel {
+        Accel::Kvm => "host",
+        Accel::Tcg => "max",
+    };
+    vec![
+        s("-machine"),
+        s("q35"),
+        s("-accel"),
+        s(accel.name()),
+        s("-cpu"),
+        s(cpu),
+        s("-m"),
+        memory_mib.to_string(),
+        s("-smp"),
+        cpus.to_string(),
+        // No network: firmware PXE attempts would delay every verdict, and boots need none.
+        s("-nic"),
+        s("none"),
+    ]
+}
+
+/// The console, control and evidence channels every run has: the serial chardev (unix socket
+/// + log file from the first byte), QMP, pvpanic, and the display choice.
+pub fn channels(run_dir: &Path, display: bool) -> Vec<String> {
+    let serial = format!(
+        "socket,id=ser0,path={},server=on,wait=off,logfile={}",
+        file_value(&run_dir.join("serial.sock")),
+        file_value(&run_dir.join("serial.log"))
+    );
+    let qmp = format!(
+        "unix:{},server=on,wait=off",
+        file_value(&run_dir.join("qmp.sock"))
+    );
+    let mut args = vec![
+        s("-chardev"),
+        serial,
+        s("-serial"),
+        s("chardev:ser0"),
+        s("-qmp"),
+        qmp,
+        s("-device"),
+        s("pvpanic"),
+    ];
+    if !display {
+        args.extend([s("-display"), s("none")]);
+    }
+    args
+}
+
+/// SeaBIOS prints its boot failures to the debug console, not the serial port: log it.
+pub fn bios_debugcon(run_dir: &Path) -> Vec<String> {
+    vec![
+        s("-chardev"),
+        format!(
+            "file,id=fwlog,path={}",
+            file_value(&run_dir.join("firmware.log"))
+        ),
+        s("-device"),
+        s("isa-debugcon,iobase=0x402,chardev=fwlog"),
+    ]
+}
+
+/// OVMF's code (read-only) and the run's private variable store as pflash drives.
+pub fn uefi(ovmf: &Ovmf, vars: &Path) -> Vec<String> {
+    vec![
+        s("-drive"),
+        format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={}",
+            file_value(&ovmf.code)
+        ),
+        s("-drive"),
+        format!("if=pflash,format=raw,unit=1,file={}", file_value(vars)),
+    ]
+}
+
+/// The disk under test on the AHCI controller, first in boot order. `snapshot=on` puts a
+/// qcow2 overlay (backed by the image, with its block driver `format`) in QEMU's TMPDIR, the
+/// run directory: the image is never written and starting costs the same for any size.
+pub fn disk(image: &Path, format: &str, snapshot: bool) -> Vec<String> {
+    let snap = if snapshot { ",snapshot=on" } else { "" };
+    vec![
+        s("-drive"),
+        format!(
+            "file={},format={format},if=none,id=disk0,cache=unsafe{snap}",
+            file_value(image)
+        ),
+        s("-device"),
+        s("ide-hd,drive=disk0,bootindex=1"),
+    ]
+}
+
+/// A BIOS disk (raw, qcow): SeaBIOS boots its MBR.
+pub fn bios_disk(run_dir: &Path, image: &Path, format: &str, snapshot: bool) -> Vec<String> {
+    let mut args = bios_debugcon(run_dir);
+    args.extend(disk(image, format, snapshot));
+    args
+}
+
+/// A UEFI disk (raw-efi, qcow-efi): OVMF boots its ESP.
+pub fn efi_disk(
+    ovmf: &Ovmf,
+    vars: &Path,
+    image: &Path,
+    format: &str,
+    snapshot: bool,
+) -> Vec<String> {
+    let mut args = uefi(ovmf, vars);
+    args.extend(disk(image, format, snapshot));
+    args
+}
+
+/// The ISO as a read-only CD-ROM, first in boot order.
+pub fn cdrom(iso: &Path) -> Vec<String> {
+    vec![
+        s("-drive"),
+        format!(
+            "file={},format=raw,if=none,id=cd0,media=cdrom,readonly=on",
+            file_value(iso)
+        ),
+        s("-device"),
+        s("ide-cd,drive=cd0,bootindex=1"),
+    ]
+}
+
+/// An ISO through OVMF.
+pub fn iso_uefi(ovmf: &Ovmf, vars: &Path, iso: &Path) -> Vec<String> {
+    let mut args = uefi(ovmf, vars);
+    args.extend(cdrom(iso));
+    args
+}
+
+/// An ISO through SeaBIOS.
+pub fn iso_bios(run_dir: &Path, iso: &Path) -> Vec<String> {
+    let mut args = bios_debugcon(run_dir);
+    args.extend(cdrom(iso));
+    args
+}
+
+/// Direct kernel boot (kexec tarballs): kernel, initrd, command line. A serial console is
+/// added to the command line when it names none.
+pub fn kexec(kernel: &Path, initrd: &Path, cmdline: &str) -> Vec<String> {
+    let mut append = cmdline.trim().to_string();
+    if !append
+        .split_whitespace()
+        .any(|w| w.starts_with("console=ttyS0"))
+    {
+        if !append.is_empty() {
+            append.push(' ');
+        }
+        append.push_str("console=ttyS0,115200");
+    }
+    vec![
+        s("-kernel"),
+        p(kernel),
+        s("-initrd"),
+        p(initrd),
+        s("-append"),
+        append,
+    ]
+}
+
+/// The environment of a NixOS VM run script (`bin/run-*-vm`), the way NixOS's test driver
+/// sets it: its disk and temporary files in the run directory, TCG forced when KVM does not
+/// work (the script itself starts `qemu-kvm`), the serial console as the kernel's console.
+pub fn runner_env(run_dir: &Path, accel: Accel) -> Vec<(String, String)> {
+    let mut opts = Vec::new();
+    if accel == Accel::Tcg {
+        opts.push("-machine accel=tcg");
+    }
+    vec![
+        (s("QEMU_OPTS"), opts.join(" ")),
+        (s("QEMU_KERNEL_PARAMS"), s("console=ttyS0,115200n8")),
+        (s("NIX_DISK_IMAGE"), p(&run_dir.join("disk.qcow2"))),
+        (s("TMPDIR"), p(run_dir)),
+        (s("USE_TMPDIR"), s("1")),
+        (s("SHARED_DIR"), p(&run_dir.join("xchg"))),
+    ]
+}
+
+/// Arguments given to a run script after its own: guest size (QEMU keeps the last `-m`).
+pub fn runner_args(memory_mib: u32, cpus: u32) -> Vec<String> {
+    vec![s("-m"), memory_mib.to_string(), s("-smp"), cpus.to_string()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn ovmf() -> Ovmf {
+        Ovmf {
+            code: PathBuf::from("/fw/CODE.fd"),
+            vars_template: PathBuf::from("/fw/VARS.fd"),
+        }
+    }
+
+    fn after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn machine_per_accel() {
+        let tcg = machine(Accel::Tcg, 1024, 2);
+        assert_eq!(after(&tcg, "-accel"), ["tcg"]);
+        assert_eq!(after(&tcg, "-cpu"), ["max"]);
+        assert_eq!(after(&tcg, "-m"), ["1024"]);
+        assert_eq!(after(&machine(Accel::Kvm, 512, 1), "-cpu"), ["host"]);
+    }
+
+    #[test]
+    fn channels_log_serial_from_first_byte() {
+        let a = channels(Path::new("/tmp/ng-1"), false);
+        assert_eq!(
+            after(&a, "-chardev"),
+            ["socket,id=ser0,path=/tmp/ng-1/serial.sock,server=on,wait=off,logfile=/tmp/ng-1/serial.log"]
+        );
+        assert_eq!(after(&a, "-serial"), ["chardev:ser0"]);
+        assert_eq!(
+            after(&a, "-qmp"),
+            ["unix:/tmp/ng-1/qmp.sock,server=on,wait=off"]
+        );
+        assert_eq!(after(&a, "-device"), ["pvpanic"]);
+        assert_eq!(after(&a, "-display"), ["none"]);
+        assert!(after(&channels(Path::new("/r"), true), "-display").is_empty());
+    }
+
+    #[test]
+    fn efi_disk_has_readonly_code_private_vars_and_snapshot_disk() {
+        let a = efi_disk(
+            &ovmf(),
+            Path::new("/r/vars.fd"),
+            Path::new("/img/nixos.img"),
+            "raw",
+            true,
+        );
+        assert_eq!(
+            after(&a, "-drive"),
+            [
+                "if=pflash,format=raw,unit=0,readonly=on,file=/fw/CODE.fd",
+                "if=pflash,format=raw,unit=1,file=/r/vars.fd",
+                "file=/img/nixos.img,format=raw,if=none,id=disk0,cache=unsafe,snapshot=on",
+            ]
+        );
+        assert_eq!(after(&a, "-device"), ["ide-hd,drive=disk0,bootindex=1"]);
+    }
+
+    #[test]
+    fn bios_disk_logs_seabios_and_keeps_backing_format() {
+        let a = bios_disk(Path::new("/r"), Path::new("/i/a,b.qcow2"), "qcow2", true);
+        assert!(after(&a, "-drive")[0].starts_with("file=/i/a,,b.qcow2,format=qcow2,"));
+        assert_eq!(
+            after(&a, "-chardev"),
+            ["file,id=fwlog,path=/r/firmware.log"]
+        );
+        assert!(!bios_disk(Path::new("/r"), Path::new("/i"), "raw", false)
+            .iter()
+            .any(|x| x.contains("snapshot")));
+    }
+
+    #[test]
+    fn iso_both_ways() {
+        let u = iso_uefi(&ovmf(), Path::new("/r/vars.fd"), Path::new("/x.iso"));
+        assert_eq!(after(&u, "-drive").len(), 3);
+        assert!(after(&u, "-drive")[2].contains("media=cdrom,readonly=on"));
+        let b = iso_bios(Path::new("/r"), Path::new("/x.iso"));
+        assert!(!b.iter().any(|x| x.contains("pflash")));
+        assert_eq!(
+            after(&b, "-device"),
+            [
+                "isa-debugcon,iobase=0x402,chardev=fwlog",
+                "ide-cd,drive=cd0,bootindex=1"
+            ]
+        );
+    }
+
+    #[test]
+    fn kexec_adds_serial_console_once() {
+        let a = kexec(
+            Path::new("/r/bzImage"),
+            Path::new("/r/initrd"),
+            "init=/nix/store/x/init loglevel=4",
+        );
+        assert_eq!(
+            after(&a, "-append"),
+            ["init=/nix/store/x/init loglevel=4 console=ttyS0,115200"]
+        );
+        let b = kexec(
+            Path::new("/k"),
+            Path::new("/i"),
+            "console=ttyS0,115200 panic=30",
+        );
+        assert_eq!(after(&b, "-append"), ["console=ttyS0,115200 panic=30"]);
+        assert_eq!(after(&b, "-kernel"), ["/k"]);
+    }
+
+    #[test]
+    fn runner_forces_tcg_and_keeps_disk_in_run_dir() {
+        let env = runner_env(Path::new("/tmp/ng-2"), Accel::Tcg);
+        let get = |k: &str| env.iter().find(|e| e.0 == k).map(|e| e.1.as_str());
+        assert_eq!(get("QEMU_OPTS"), Some("-machine accel=tcg"));
+        assert_eq!(get("NIX_DISK_IMAGE"), Some("/tmp/ng-2/disk.qcow2"));
+        assert_eq!(get("TMPDIR"), Some("/tmp/ng-2"));
+        assert_eq!(get("USE_TMPDIR"), Some("1"));
+        assert_eq!(get("QEMU_KERNEL_PARAMS"), Some("console=ttyS0,115200n8"));
+        let kvm = runner_env(Path::new("/r"), Accel::Kvm);
+        assert_eq!(kvm[0], ("QEMU_OPTS".to_string(), String::new()));
+        assert_eq!(runner_args(768, 1), ["-m", "768", "-smp", "1"]);
+    }
+}

@@ -1,0 +1,148 @@
+//! Starting QEMU (or a VM run script that execs it) in its own process group, and stopping
+//! the whole group: on [`QemuProcess::stop`], and on drop (Ctrl-C, errors, panics).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+use crate::HarnessError;
+
+/// What to start: program, arguments, extra environment, working directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// QEMU, or a run script.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Environment added to ours.
+    pub env: Vec<(String, String)>,
+    /// Working directory (the run directory).
+    pub cwd: PathBuf,
+}
+
+impl Launch {
+    /// The command line, program first, with `NAME=value` environment entries in front.
+    pub fn command_line(&self) -> Vec<String> {
+        self.env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(std::iter::once(self.program.to_string_lossy().into_owned()))
+            .chain(self.args.iter().cloned())
+            .collect()
+    }
+}
+
+/// A running QEMU and its process group.
+#[derive(Debug)]
+pub struct QemuProcess {
+    child: Child,
+    pgid: i32,
+    status: Option<Option<i32>>,
+}
+
+impl QemuProcess {
+    /// Starts `launch` with stdin from /dev/null, stdout and stderr into `run_dir`
+    /// (`qemu.stdout`, `qemu.stderr`), in process group `group` (a new one if `None`).
+    pub fn spawn(
+        launch: &Launch,
+        run_dir: &Path,
+        group: Option<i32>,
+    ) -> Result<QemuProcess, HarnessError> {
+        let file = |name: &str| {
+            std::fs::File::create(run_dir.join(name))
+                .map_err(|e| HarnessError::io(format!("create {name}"), e))
+        };
+        let mut cmd = Command::new(&launch.program);
+        cmd.args(&launch.args)
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&launch.cwd)
+            .stdin(Stdio::null())
+            .stdout(file("qemu.stdout")?)
+            .stderr(file("qemu.stderr")?)
+            .process_group(group.unwrap_or(0));
+        let child = cmd.spawn().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                HarnessError::MissingProgram {
+                    program: launch.program.to_string_lossy().into_owned(),
+                    package: "qemu-system-x86".into(),
+                }
+            } else {
+                HarnessError::io(format!("start {}", launch.program.display()), e)
+            }
+        })?;
+        let pid = child.id().map_or(0, |p| p as i32);
+        Ok(QemuProcess {
+            child,
+            pgid: group.unwrap_or(pid),
+            status: None,
+        })
+    }
+
+    /// The process id of QEMU (or of the run script that execs it).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// The process group of the run.
+    pub fn pgid(&self) -> i32 {
+        self.pgid
+    }
+
+    /// Waits for the exit; the status code (`None` when killed by a signal). Cancel-safe.
+    pub async fn wait(&mut self) -> Option<i32> {
+        if let Some(s) = self.status {
+            return s;
+        }
+        let code = self.child.wait().await.ok().and_then(|s| s.code());
+        self.status = Some(code);
+        code
+    }
+
+    /// `Some(status)` if it has exited.
+    pub fn try_exited(&mut self) -> Option<Option<i32>> {
+        if self.status.is_none() {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                self.status = Some(s.code());
+            }
+        }
+        self.status
+    }
+
+    fn kill_group(&self) {
+        if self.pgid > 0 {
+            let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGKILL);
+        }
+    }
+
+    /// Kills the whole process group and reaps QEMU.
+    pub async fn stop(mut self) {
+        self.kill_group();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.wait()).await;
+    }
+}
+
+impl Drop for QemuProcess {
+    fn drop(&mut self) {
+        self.kill_group();
+        // Reap briefly so no zombie outlives the run (SIGKILL takes effect at once).
+        let until = Instant::now() + Duration::from_secs(2);
+        while self.status.is_none() && Instant::now() < until {
+            match self.child.try_wait() {
+                Ok(Some(s)) => self.status = Some(s.code()),
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// The last `lines` lines of a text file (for error messages).
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    all[all.len().saturating_sub(lines)..].join(" | ")
+}

@@ -1,0 +1,292 @@
+//! The verdict of one boot: [`Verdict`], its [`Outcome`], the failure [`Reason`]s and the timed
+//! boot [`Milestone`]s. Everything serialises (JSON for `--json`, the matrix and the bench).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+/// The accelerator a guest ran with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Accel {
+    /// Hardware virtualisation through /dev/kvm.
+    Kvm,
+    /// QEMU's software emulation.
+    Tcg,
+}
+
+impl Accel {
+    /// The name QEMU uses (`kvm`, `tcg`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a boot failed. The kebab-case names are the contract with the stand-in manifest and
+/// the JSON output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// The kernel panicked ("Kernel panic - not syncing").
+    KernelPanic,
+    /// systemd reached emergency.target.
+    EmergencyMode,
+    /// systemd reached rescue.target.
+    RescueMode,
+    /// The initrd failed (NixOS stage 1 error, initramfs shell, root device never appeared).
+    InitrdFailure,
+    /// The boot loader or the firmware sits at its own prompt (`grub>`, OVMF `Shell>`).
+    BootloaderStuck,
+    /// The firmware found nothing to boot.
+    NoBootableDevice,
+    /// QMP reported GUEST_PANICKED (pvpanic) without a kernel panic message.
+    GuestPanicked,
+    /// QEMU exited before the guest was ready.
+    QemuExited,
+    /// No decision before the deadline.
+    Timeout,
+}
+
+impl Reason {
+    /// Every reason, in declaration order.
+    pub const ALL: [Reason; 9] = [
+        Reason::KernelPanic,
+        Reason::EmergencyMode,
+        Reason::RescueMode,
+        Reason::InitrdFailure,
+        Reason::BootloaderStuck,
+        Reason::NoBootableDevice,
+        Reason::GuestPanicked,
+        Reason::QemuExited,
+        Reason::Timeout,
+    ];
+
+    /// The kebab-case name (`kernel-panic`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::KernelPanic => "kernel-panic",
+            Reason::EmergencyMode => "emergency-mode",
+            Reason::RescueMode => "rescue-mode",
+            Reason::InitrdFailure => "initrd-failure",
+            Reason::BootloaderStuck => "bootloader-stuck",
+            Reason::NoBootableDevice => "no-bootable-device",
+            Reason::GuestPanicked => "guest-panicked",
+            Reason::QemuExited => "qemu-exited",
+            Reason::Timeout => "timeout",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Reason {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Reason, String> {
+        Reason::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| format!("unknown failure reason {s:?}"))
+    }
+}
+
+/// How the boot ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The guest reached multi-user.target.
+    Ready,
+    /// It did not.
+    Failed {
+        /// Why.
+        reason: Reason,
+        /// The evidence in one line (usually the console line that decided).
+        detail: String,
+    },
+}
+
+/// Which channel decided readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadinessSource {
+    /// systemd's notify messages over vsock.
+    Vsock,
+    /// The serial console text.
+    Serial,
+    /// Neither (timeout, QEMU exit, QMP event).
+    None,
+}
+
+/// A stage of the boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MilestoneKind {
+    /// The firmware's first output (or the first serial byte).
+    Firmware,
+    /// The boot loader (GRUB, ISOLINUX, systemd-boot).
+    Bootloader,
+    /// The kernel ("Linux version").
+    Kernel,
+    /// The initrd (NixOS stage 1, initramfs, systemd in the initrd).
+    Initrd,
+    /// systemd as PID 1 of the real system (NixOS stage 2).
+    Systemd,
+    /// multi-user.target reached.
+    MultiUser,
+}
+
+/// A milestone and when it was seen, counted from QEMU's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Milestone {
+    /// Which stage.
+    pub kind: MilestoneKind,
+    /// When, since QEMU started.
+    #[serde(serialize_with = "secs")]
+    pub at: Duration,
+}
+
+/// The files a run leaves as evidence (inside the run directory; gone unless it was kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    /// The complete serial console, from QEMU's first byte.
+    pub serial_log: PathBuf,
+    /// QEMU's standard error.
+    pub qemu_stderr: PathBuf,
+    /// Every QMP command and event, timestamped.
+    pub qmp_log: PathBuf,
+    /// A screendump taken when the boot failed, if the guest has a display.
+    pub screenshot: Option<PathBuf>,
+}
+
+/// Everything known about one boot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// Ready or why not.
+    pub outcome: Outcome,
+    /// The accelerator used.
+    pub accel: Accel,
+    /// The channel that decided.
+    pub source: ReadinessSource,
+    /// The notify transport (`vhost-vsock`, `vhost-device-vsock`, `serial-only: <why>`).
+    pub transport: String,
+    /// Boot stages in the order seen.
+    pub milestones: Vec<Milestone>,
+    /// The targets systemd reported active over vsock, in order, with their times.
+    #[serde(serialize_with = "target_secs")]
+    pub targets: Vec<(String, Duration)>,
+    /// The guest's hostname (vsock).
+    pub hostname: Option<String>,
+    /// The guest's machine id (vsock).
+    pub machine_id: Option<String>,
+    /// EXIT_STATUS sent by the guest (vsock).
+    pub exit_status: Option<i32>,
+    /// Time from QEMU's start to the verdict.
+    #[serde(serialize_with = "secs")]
+    pub elapsed: Duration,
+    /// The run directory, if it is kept.
+    pub run_dir: Option<PathBuf>,
+    /// Logs and screenshot.
+    pub evidence: Evidence,
+    /// The command that ran (program first).
+    pub qemu_args: Vec<String>,
+}
+
+impl Verdict {
+    /// True when the guest reached multi-user.target.
+    pub fn is_ready(&self) -> bool {
+        self.outcome == Outcome::Ready
+    }
+
+    /// The failure reason, if it failed.
+    pub fn reason(&self) -> Option<Reason> {
+        match &self.outcome {
+            Outcome::Ready => None,
+            Outcome::Failed { reason, .. } => Some(*reason),
+        }
+    }
+
+    /// When a milestone was first reached.
+    pub fn milestone(&self, kind: MilestoneKind) -> Option<Duration> {
+        self.milestones
+            .iter()
+            .find(|m| m.kind == kind)
+            .map(|m| m.at)
+    }
+}
+
+/// Progress of a run, sent as it happens (the library never prints).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", content = "data", rename_all = "kebab-case")]
+#[allow(clippy::large_enum_variant)] // the contract's shape; events are few
+pub enum Event {
+    /// QEMU was started.
+    Started {
+        /// The command line (program first).
+        qemu_args: Vec<String>,
+        /// The accelerator.
+        accel: Accel,
+        /// The run directory.
+        run_dir: PathBuf,
+    },
+    /// A boot stage was reached.
+    Milestone(Milestone),
+    /// A vsock notify message (its fields, newline-separated).
+    Notify(String),
+    /// A serial console line (ANSI escapes removed).
+    Serial(String),
+    /// The verdict.
+    Verdict(Verdict),
+}
+
+fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+fn target_secs<S: Serializer>(v: &[(String, Duration)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for (name, at) in v {
+        seq.serialize_element(&(name, (at.as_secs_f64() * 1000.0).round() / 1000.0))?;
+    }
+    seq.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_round_trip_in_kebab_case() {
+        for r in Reason::ALL {
+            assert_eq!(r.name().parse::<Reason>().unwrap(), r);
+            assert_eq!(serde_json::to_value(r).unwrap(), r.name());
+        }
+        assert!("panic".parse::<Reason>().is_err());
+    }
+
+    #[test]
+    fn outcome_serialises_with_status_tag() {
+        let o = Outcome::Failed {
+            reason: Reason::NoBootableDevice,
+            detail: "x".into(),
+        };
+        let v = serde_json::to_value(o).unwrap();
+        assert_eq!(v["status"], "failed");
+        assert_eq!(v["reason"], "no-bootable-device");
+    }
+}
