@@ -24,6 +24,10 @@ pub const READY: &str = "READY";
 pub const STATUS: &str = "STATUS";
 /// `X_SYSTEMD_UNIT_ACTIVE` key: a target just became active (systemd >= 256).
 pub const UNIT_ACTIVE: &str = "X_SYSTEMD_UNIT_ACTIVE";
+/// `X_SYSTEMD_UNIT_INACTIVE` key: a target stopped being active (systemd >= 256).
+pub const UNIT_INACTIVE: &str = "X_SYSTEMD_UNIT_INACTIVE";
+/// `X_SYSTEMD_SHUTDOWN` key: the guest is shutting down (`poweroff`, `reboot`, ...).
+pub const SHUTDOWN: &str = "X_SYSTEMD_SHUTDOWN";
 /// `X_SYSTEMD_HOSTNAME` key: the guest's hostname.
 pub const HOSTNAME: &str = "X_SYSTEMD_HOSTNAME";
 /// `X_SYSTEMD_MACHINE_ID` key: the guest's machine id.
@@ -72,6 +76,11 @@ impl NotifyMessage {
     /// The unit named by `X_SYSTEMD_UNIT_ACTIVE=`.
     pub fn unit_active(&self) -> Option<&str> {
         self.get(UNIT_ACTIVE)
+    }
+
+    /// The unit named by `X_SYSTEMD_UNIT_INACTIVE=`.
+    pub fn unit_inactive(&self) -> Option<&str> {
+        self.get(UNIT_INACTIVE)
     }
 
     /// The hostname from `X_SYSTEMD_HOSTNAME=`.

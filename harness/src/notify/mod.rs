@@ -56,7 +56,10 @@ pub use cid::VHOST_VSOCK_DEV;
 pub use error::NotifyError;
 pub use helper::{find_helper, HELPER_GUEST_CID, HELPER_NAME};
 pub use listener::{read_message, ReadLimits};
-pub use message::{NotifyMessage, EXIT_STATUS, HOSTNAME, MACHINE_ID, READY, STATUS, UNIT_ACTIVE};
+pub use message::{
+    NotifyMessage, EXIT_STATUS, HOSTNAME, MACHINE_ID, READY, SHUTDOWN, STATUS, UNIT_ACTIVE,
+    UNIT_INACTIVE,
+};
 pub use state::{Decision, FailureTarget, NotifyState, EMERGENCY, MULTI_USER, RESCUE};
 pub use transport::{
     credential_args, NotifyChoice, NotifyOptions, Transport, DEFAULT_SILENCE_GRACE,

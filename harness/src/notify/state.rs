@@ -47,8 +47,11 @@ pub enum Decision {
 pub struct NotifyState {
     /// Ordered target timeline: each `X_SYSTEMD_UNIT_ACTIVE=` unit with its time since open.
     pub targets: Vec<(String, Duration)>,
-    /// The set of units reported active so far.
+    /// The units active now: added by `X_SYSTEMD_UNIT_ACTIVE=`, removed by
+    /// `X_SYSTEMD_UNIT_INACTIVE=` (sent on shutdown, for example).
     pub active: BTreeSet<String>,
+    /// `X_SYSTEMD_SHUTDOWN=` (e.g. `poweroff`), once the guest starts shutting down.
+    pub shutdown: Option<String>,
     /// `X_SYSTEMD_HOSTNAME=`, last value seen.
     pub hostname: Option<String>,
     /// `X_SYSTEMD_MACHINE_ID=`, last value seen.
@@ -81,6 +84,10 @@ impl NotifyState {
                     self.targets.push((value.clone(), msg.at));
                     self.active.insert(value.clone());
                 }
+                super::message::UNIT_INACTIVE => {
+                    self.active.remove(value);
+                }
+                super::message::SHUTDOWN => self.shutdown = Some(value.clone()),
                 super::message::HOSTNAME => self.hostname = Some(value.clone()),
                 super::message::MACHINE_ID => self.machine_id = Some(value.clone()),
                 super::message::EXIT_STATUS => {
@@ -97,7 +104,9 @@ impl NotifyState {
         }
     }
 
-    /// The decision from the messages so far. Failure targets win over multi-user.target.
+    /// The decision from the units active now. Failure targets win over multi-user.target.
+    /// On shutdown multi-user.target turns inactive and this returns to `Undecided`: a boot
+    /// check takes the first decision that is not `Undecided`.
     pub fn decision(&self) -> Decision {
         if self.active.contains(EMERGENCY) {
             Decision::Failed(FailureTarget::Emergency)
@@ -198,6 +207,21 @@ mod tests {
         assert_eq!(s.decision(), Decision::Undecided);
         feed(&mut s, 20, "EXIT_STATUS=123");
         assert_eq!(s.exit_status, Some(123));
+    }
+
+    #[test]
+    fn shutdown_deactivates_and_records_exit() {
+        let mut s = NotifyState::new();
+        feed(&mut s, 9, "X_SYSTEMD_UNIT_ACTIVE=multi-user.target");
+        assert_eq!(s.decision(), Decision::Ready);
+        feed(&mut s, 30, "X_SYSTEMD_UNIT_INACTIVE=multi-user.target");
+        feed(&mut s, 30, "X_SYSTEMD_UNIT_ACTIVE=shutdown.target");
+        feed(&mut s, 31, "EXIT_STATUS=0\nX_SYSTEMD_SHUTDOWN=poweroff");
+        assert_eq!(s.decision(), Decision::Undecided);
+        assert!(!s.active.contains(MULTI_USER));
+        assert_eq!(s.target_time(MULTI_USER), Some(Duration::from_secs(9)));
+        assert_eq!(s.shutdown.as_deref(), Some("poweroff"));
+        assert_eq!(s.exit_status, Some(0));
     }
 
     #[test]
