@@ -3,7 +3,7 @@
 //! Failed(emergency) through vsock, and transport 1 runs where /dev/vhost-vsock works.
 //!
 //! Guests come from the stand-ins: `$NIXGEN_STANDINS`, else the output of
-//! `ci/standins/build`; the `vm-nogui` (or `vm`) stand-in's run script is started with the
+//! `ci/standins/build`; the `vm-nogui` stand-in's run script is started with the
 //! channel's QEMU arguments appended (so its `-m` is overridden by ours). For development,
 //! `NIXGEN_NOTIFY_DIRECT=<dir>` with `vmlinuz`, `initrd` and `root.img` (ext4, systemd >= 256)
 //! boots that directly instead. One guest at a time (a process-wide lock), `-smp 2 -m 1024`.
@@ -60,35 +60,40 @@ fn standins_dir() -> Result<PathBuf, String> {
     Ok(PathBuf::from(dir))
 }
 
-/// Finds the run script of a good vm stand-in with systemd >= 256 in `manifest.toml`
-/// (a minimal reader: `[[standin]]` blocks of `key = value` lines).
+/// Finds the run script of the good vm-nogui stand-in (serial on stdout) with systemd >= 256
+/// in `manifest.toml`.
 fn vm_standin(dir: &Path) -> Result<PathBuf, String> {
     let manifest = dir.join("manifest.toml");
     let text = std::fs::read_to_string(&manifest)
         .map_err(|e| format!("reading {}: {e}", manifest.display()))?;
-    for block in text.split("[[standin]]").skip(1) {
-        let get = |key: &str| {
-            block.lines().find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                (k.trim() == key)
-                    .then(|| v.split('#').next().unwrap_or("").trim().trim_matches('"'))
-            })
-        };
-        let systemd: u32 = get("systemd").and_then(|v| v.parse().ok()).unwrap_or(0);
-        let format = get("format").unwrap_or("");
-        if matches!(format, "vm-nogui" | "vm")
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("parsing {}: {e}", manifest.display()))?;
+    let standins = table
+        .get("standin")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for entry in &standins {
+        let get = |key: &str| entry.get(key).and_then(|v| v.as_str());
+        let systemd = entry
+            .get("systemd")
+            .and_then(|v| v.as_integer())
+            .unwrap_or(0);
+        if get("format") == Some("vm-nogui")
             && get("expect") == Some("multi-user")
             && systemd >= 256
         {
-            let name = get("name").unwrap_or(format);
-            let script = dir.join(name).join("bin/run-standin-vm");
+            let script = dir
+                .join(get("name").unwrap_or("vm-nogui"))
+                .join("bin/run-standin-vm");
             if script.exists() {
                 return Ok(script);
             }
         }
     }
     Err(format!(
-        "{}: no vm/vm-nogui stand-in with expect = \"multi-user\" and systemd >= 256",
+        "{}: no vm-nogui stand-in with expect = \"multi-user\" and systemd >= 256",
         manifest.display()
     ))
 }
