@@ -9,6 +9,7 @@
   config,
   lib,
   pkgs,
+  modulesPath,
   extendModules,
   ...
 }:
@@ -35,7 +36,22 @@ in
     # Normal priority, like nixos-generators: a user's definition merges with these.
     formatConfigs = builtins.mapAttrs (name: _: { imports = [ (ng.modulePath name) ]; }) ng.formats;
     formats = builtins.mapAttrs (
-      _: module: ng.linkOutput pkgs (extendModules { modules = [ (ng.wrapCustom module) ]; })
+      name: module:
+      let
+        variant = if ng.formats ? ${name} then ng.variantFor modulesPath name else null;
+        modules =
+          if variant == null then
+            [ (ng.wrapCustom module) ]
+          else
+            # A built-in format built by nixpkgs' variant: its formatConfigs module (the
+            # format's own module plus the user's customisation, which may set options only
+            # the image module declares, e.g. amazonImage.*) goes into the variant.
+            [
+              (ng.wrap name)
+              { image.modules.${variant} = module; }
+            ];
+      in
+      ng.linkOutput pkgs (extendModules { inherit modules; })
     ) config.formatConfigs;
   };
 }

@@ -5,11 +5,15 @@
 #   legacy         module used when this nixpkgs has no `system.build.images.<variant>` (24.11
 #                  and older, or formats without a variant): imports the nixpkgs image module
 #                  and builds `system.build.<attr>`
-#   tweaks         this project's per-format settings (console, services, ...). On the variant
-#                  route they are added to `image.modules.<variant>`, so they reach the variant's
-#                  own evaluation (images.nix sets `image.modules` at normal priority with type
-#                  `attrsOf deferredModule`: a further definition merges with nixpkgs' module
-#                  instead of replacing it); on the legacy route they join the configuration.
+#   tweaks         this project's per-format settings that use options every NixOS
+#                  configuration has (console, services, boot loader): they join the
+#                  configuration on both routes, and so also reach the variant, whose
+#                  evaluation extends the configuration
+#   variantTweaks  settings of options that only the image module declares (e.g. isoImage.*):
+#                  on the variant route they go into `image.modules.<variant>` (images.nix sets
+#                  `image.modules` at normal priority with type `attrsOf deferredModule`, so a
+#                  further definition merges with nixpkgs' module instead of replacing it); on
+#                  the legacy route they join the configuration next to the imported module
 #
 # Based on reading NixOS/nixpkgs nixos/modules/image/images.nix (variant table, `image.modules`,
 # `system.build.images`, disabled when the configuration defines `system.build.image`).
@@ -18,6 +22,7 @@
   fileExtension ? "",
   legacy ? { },
   tweaks ? { },
+  variantTweaks ? { },
 }:
 {
   config,
@@ -35,14 +40,15 @@ in
 {
   imports = [
     ./format-module.nix
+    tweaks
   ]
   ++ (
     if onVariant then
-      [ { image.modules.${variant} = tweaks; } ]
+      [ { image.modules.${variant} = variantTweaks; } ]
     else
       [
         legacy
-        tweaks
+        variantTweaks
       ]
   );
 

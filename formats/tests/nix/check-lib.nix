@@ -49,7 +49,7 @@ let
         || builtins.match ".*[*].*" ext != null
         || builtins.substring (builtins.stringLength f.output - builtins.stringLength ext) (builtins.stringLength ext) f.output == ext
       ))
-      (eq "${f.name} tweaks reach image.modules" (map (m: builtins.attrNames m.image.modules) variantImports) (
+      (eq "${f.name} variant-only tweaks go to image.modules" (map (m: builtins.attrNames m.image.modules) variantImports) (
         if expectVariant == null then [ ] else [ [ expectVariant ] ]
       ))
       (check "${f.name} alias of system.build.${f.attr} only on the variant route" (

@@ -42,8 +42,12 @@ let
     modules = [
       ../../nix/all-formats.nix
       (configs + "/user.nix")
+      (
+        { lib, ... }:
       {
         formatConfigs.raw.boot.kernelParams = [ "from-formatConfigs" ];
+        # An option only the image module declares (like amazonImage.name upstream).
+        formatConfigs.iso.isoImage.makeUsbBootable = lib.mkForce false;
         formatConfigs.my-format =
           { config, ... }:
           {
@@ -56,6 +60,7 @@ let
             };
           };
       }
+      )
     ];
   };
 in
@@ -100,6 +105,8 @@ builtins.all (x: x) (
   ))
   (has "formatConfigs customises a format" allFormats.config.formats.raw.passthru.image.kernelParams "from-formatConfigs")
   (has "formatConfigs keeps the format's own tweaks" allFormats.config.formats.raw.passthru.image.kernelParams "console=ttyS0")
+  (eq "formatConfigs sets an option of the image module" allFormats.config.formats.iso.passthru.image.usb false)
+  (eq "... keeping the format's own settings" allFormats.config.formats.iso.passthru.image.efi true)
   (eq "formatConfigs adds a format" allFormats.config.formats.my-format.passthru.image.builder "custom")
   (check "a custom format links *fileExtension" (
     builtins.match ".*-name '\\*\\.thing'.*" allFormats.config.formats.my-format.script != null

@@ -2,8 +2,14 @@
 { config, lib, ... }:
 {
   options.isoImage = {
-    makeEfiBootable = lib.mkOption { default = false; };
-    makeUsbBootable = lib.mkOption { default = false; };
+    makeEfiBootable = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+    };
+    makeUsbBootable = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+    };
   };
   config.system.build.isoImage = {
     builder = "iso";
