@@ -1,13 +1,14 @@
 //! The host side of the notify socket: accept one connection per message, read it, close it,
 //! and deliver the parsed message in arrival order.
 
+use std::future::Future;
 use std::io;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
-use tokio_vsock::VsockListener;
+use tokio_vsock::{VsockListener, VsockStream};
 
 use super::message::NotifyMessage;
 
@@ -83,46 +84,50 @@ fn deliver(tx: &mpsc::Sender<NotifyMessage>, raw: &[u8], opened: Instant) -> boo
     !matches!(tx.try_send(msg), Err(mpsc::error::TrySendError::Closed(_)))
 }
 
-/// Serves a unix socket (transport 2: `RUN/vsock_<PORT>` behind vhost-device-vsock).
-/// Connections are handled one at a time, in order: the guest's PID 1 waits for each close.
-pub async fn serve_unix(
-    listener: UnixListener,
-    tx: mpsc::Sender<NotifyMessage>,
-    limits: ReadLimits,
-    opened: Instant,
-) {
-    loop {
-        let Ok((mut conn, _)) = listener.accept().await else {
-            tokio::time::sleep(ACCEPT_RETRY).await;
-            continue;
-        };
-        let raw = read_message(&mut conn, limits).await.unwrap_or_default();
-        drop(conn); // close from the host side: PID 1 waits for this
-        if !deliver(&tx, &raw, opened) {
-            return;
-        }
+/// A source of guest connections, with the peer's CID where the transport tells it.
+pub trait Acceptor: Send + 'static {
+    /// One accepted connection.
+    type Conn: AsyncRead + Unpin + Send;
+    /// Waits for the next connection.
+    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Conn, Option<u32>)>> + Send;
+}
+
+impl Acceptor for UnixListener {
+    type Conn = UnixStream;
+    async fn accept(&mut self) -> io::Result<(UnixStream, Option<u32>)> {
+        let (conn, _) = UnixListener::accept(self).await?;
+        Ok((conn, None))
     }
 }
 
-/// Serves an AF_VSOCK listener (transport 1), dropping connections from any CID but
-/// `guest_cid` unread.
-pub async fn serve_vsock(
-    listener: VsockListener,
-    guest_cid: u32,
+impl Acceptor for VsockListener {
+    type Conn = VsockStream;
+    async fn accept(&mut self) -> io::Result<(VsockStream, Option<u32>)> {
+        let (conn, peer) = VsockListener::accept(self).await?;
+        Ok((conn, Some(peer.cid())))
+    }
+}
+
+/// Serves the notify socket: one connection per message, handled one at a time and in order
+/// (the guest's PID 1 waits for each close). With `only_cid`, connections from any other CID
+/// (or of unknown CID) are closed unread. Ends when the receiver is dropped.
+pub async fn serve<A: Acceptor>(
+    mut acceptor: A,
+    only_cid: Option<u32>,
     tx: mpsc::Sender<NotifyMessage>,
     limits: ReadLimits,
     opened: Instant,
 ) {
     loop {
-        let Ok((mut conn, peer)) = listener.accept().await else {
+        let Ok((mut conn, peer)) = acceptor.accept().await else {
             tokio::time::sleep(ACCEPT_RETRY).await;
             continue;
         };
-        if peer.cid() != guest_cid {
+        if only_cid.is_some() && peer != only_cid {
             continue; // dropping closes it
         }
         let raw = read_message(&mut conn, limits).await.unwrap_or_default();
-        drop(conn);
+        drop(conn); // close from the host side: PID 1 waits for this
         if !deliver(&tx, &raw, opened) {
             return;
         }
@@ -164,6 +169,47 @@ mod tests {
         let raw = read_message(&mut b, fast()).await.unwrap();
         assert_eq!(raw, b"STATUS=abcdefghi");
         drop(writer.await.unwrap());
+    }
+
+    /// Hands out prepared connections, then waits forever.
+    struct Fake(Vec<(tokio::io::DuplexStream, Option<u32>)>);
+
+    impl Acceptor for Fake {
+        type Conn = tokio::io::DuplexStream;
+        async fn accept(&mut self) -> io::Result<(Self::Conn, Option<u32>)> {
+            match self.0.pop() {
+                Some(c) => Ok(c),
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_guest_cid_is_heard_and_every_connection_closed() {
+        let mut guests = Vec::new();
+        let mut conns = Vec::new();
+        for (cid, text) in [
+            (Some(8), "READY=1"),
+            (Some(7), "STATUS=a"),
+            (None, "STATUS=b"),
+        ] {
+            let (mut guest, host) = tokio::io::duplex(256);
+            guest.write_all(text.as_bytes()).await.unwrap();
+            guests.push(guest);
+            conns.push((host, cid));
+        }
+        conns.reverse(); // Fake pops from the end
+        let (tx, mut rx) = mpsc::channel(8);
+        let task = tokio::spawn(serve(Fake(conns), Some(7), tx, fast(), Instant::now()));
+        let msg = rx.recv().await.unwrap();
+        assert_eq!(msg.to_string(), "STATUS=a");
+        for mut guest in guests {
+            let mut rest = Vec::new();
+            // EOF for every guest: the host closed each connection, heard or not.
+            guest.read_to_end(&mut rest).await.unwrap();
+        }
+        assert!(rx.try_recv().is_err(), "other CIDs are not heard");
+        task.abort();
     }
 
     #[tokio::test]

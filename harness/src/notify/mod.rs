@@ -169,9 +169,9 @@ impl NotifyChannel {
             .map_err(|e| NotifyError::VhostVsock(format!("AF_VSOCK local address: {e}")))?
             .port();
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let task = tokio::spawn(listener::serve_vsock(
+        let task = tokio::spawn(listener::serve(
             listener,
-            cid,
+            Some(cid),
             tx,
             opts.read_limits,
             opened,
@@ -221,7 +221,13 @@ impl NotifyChannel {
         )
         .await?;
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let task = tokio::spawn(listener::serve_unix(listener, tx, opts.read_limits, opened));
+        let task = tokio::spawn(listener::serve(
+            listener,
+            None,
+            tx,
+            opts.read_limits,
+            opened,
+        ));
         let mut qemu_args = transport::vhost_user_args(opts.memory_mib, &vhost_socket);
         qemu_args.extend(credential_args(&opts.guest_arch, HELPER_PORT));
         Ok(NotifyChannel {
