@@ -1,0 +1,207 @@
+//! Every stand-in boots under QEMU (TCG here) and gets the manifest's verdict: multi-user for
+//! the good ones, the expected reason for each broken one, detected within 5 s of the
+//! guest's own failure message (timed from outside by polling the logs). After every run no
+//! process of the run is left, a success leaves no run directory, a failure keeps it (named in
+//! the verdict), and the disk images of raw-efi and qcow are byte-for-byte unchanged.
+//!
+//! Stand-ins: `$NIXGEN_STANDINS`, else `ci/standins/build`; missing stand-ins fail the test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{
+    manifest, processes_mentioning, sha256, standins_dir, LineClock, Standin, GUEST_LOCK,
+};
+use harness::{BootOptions, Event, Reason, Verdict};
+
+/// The deadline for the stand-in that hangs on purpose.
+const HANG_TIMEOUT: Duration = Duration::from_secs(60);
+/// How soon after the guest's failure message the verdict must come.
+const DETECTION_BUDGET: Duration = Duration::from_secs(5);
+/// Stand-ins whose image file is hashed before and after the run.
+const HASHED: &[&str] = &["raw-efi", "qcow"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_standin_gets_its_verdict() {
+    let _guest = GUEST_LOCK.lock().await;
+    let dir = standins_dir();
+    let only = std::env::var("NIXGEN_STANDIN").ok();
+    let mut problems = Vec::new();
+    let mut ran = 0;
+    for s in manifest(&dir) {
+        if only.as_deref().is_some_and(|o| o != s.name) {
+            continue;
+        }
+        ran += 1;
+        let t0 = Instant::now();
+        match boot_one(&dir, &s).await {
+            Ok(summary) => eprintln!(
+                "ok   {:<14} {summary} ({:.1} s)",
+                s.name,
+                t0.elapsed().as_secs_f64()
+            ),
+            Err(problem) => {
+                eprintln!("FAIL {:<14} {problem}", s.name);
+                problems.push(format!("{}: {problem}", s.name));
+            }
+        }
+    }
+    assert!(ran > 0, "no stand-in selected");
+    assert!(
+        problems.is_empty(),
+        "{} of {ran} stand-ins wrong:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// What the recorder saw: the run directory and when the verdict event arrived.
+#[derive(Default)]
+struct Seen {
+    run_dir: Option<PathBuf>,
+    verdict_at: Option<Instant>,
+}
+
+async fn boot_one(dir: &Path, s: &Standin) -> Result<String, String> {
+    let format = formats::registry()
+        .get(&s.format)
+        .ok_or_else(|| format!("unknown format {}", s.format))?;
+    let image = dir.join(&s.name);
+    let expect: Option<Reason> = match s.expect.as_str() {
+        "multi-user" => None,
+        other => Some(other.parse().map_err(|e: String| e)?),
+    };
+    let mut opts = BootOptions::default();
+    if expect == Some(Reason::Timeout) {
+        opts.timeout = Some(HANG_TIMEOUT);
+    }
+    let hash_file = HASHED
+        .contains(&s.name.as_str())
+        .then(|| format.locate(&image))
+        .flatten();
+    let before = hash_file.as_deref().map(sha256);
+
+    let run_dir = Arc::new(Mutex::new(None));
+    let clock = LineClock::start(run_dir.clone(), &["serial.log", "firmware.log"]);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (seen2, run_dir2) = (seen.clone(), run_dir.clone());
+    let recorder = tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                Event::Started { run_dir, .. } => {
+                    *run_dir2.lock().unwrap() = Some(run_dir.clone());
+                    seen2.lock().unwrap().run_dir = Some(run_dir);
+                }
+                Event::Verdict(_) => seen2.lock().unwrap().verdict_at = Some(Instant::now()),
+                _ => {}
+            }
+        }
+    });
+    let verdict = harness::check(format, &image, &opts, tx)
+        .await
+        .map_err(|e| format!("harness error: {e}"))?;
+    let _ = recorder.await;
+    let (started_dir, verdict_at) = {
+        let s = seen.lock().unwrap();
+        (s.run_dir.clone(), s.verdict_at)
+    };
+    let started_dir = started_dir.ok_or("no Started event")?;
+
+    let mut problems = Vec::new();
+    match (expect, verdict.reason()) {
+        (None, None) => {}
+        (want, got) => {
+            if want != got {
+                problems.push(format!(
+                    "expected {}, got {:?} ({})",
+                    s.expect,
+                    got.map(|r| r.name()),
+                    detail(&verdict)
+                ));
+            }
+        }
+    }
+    if let (Some(reason), Some(at)) = (expect, verdict_at) {
+        if let Some(p) = detection_latency(reason, &verdict, &clock, at) {
+            problems.push(p);
+        }
+    }
+    // Nothing of the run is left running.
+    let left = processes_mentioning(&started_dir.to_string_lossy());
+    if !left.is_empty() {
+        problems.push(format!("processes left: {left:?}"));
+    }
+    match (&verdict.run_dir, verdict.is_ready()) {
+        (None, true) if !started_dir.exists() => {}
+        (Some(kept), false) if kept == &started_dir && kept.join("serial.log").exists() => {
+            std::fs::remove_dir_all(kept).map_err(|e| e.to_string())?;
+        }
+        (kept, ready) => problems.push(format!(
+            "run dir {} (exists: {}) kept as {kept:?} after ready={ready}",
+            started_dir.display(),
+            started_dir.exists()
+        )),
+    }
+    if let (Some(file), Some(before)) = (&hash_file, &before) {
+        if &sha256(file) != before {
+            problems.push(format!("{} changed during the run", file.display()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(summary(&verdict))
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Checks that a failure was decided within [`DETECTION_BUDGET`] of the guest's message.
+fn detection_latency(
+    reason: Reason,
+    v: &Verdict,
+    clock: &LineClock,
+    verdict_at: Instant,
+) -> Option<String> {
+    let needle = match reason {
+        // No guest message: the deadline, QEMU's exit, a QMP event.
+        Reason::Timeout | Reason::QemuExited | Reason::GuestPanicked => return None,
+        // Decided over vsock, the serial console says the same thing at the same moment.
+        Reason::EmergencyMode if v.source == harness::ReadinessSource::Vsock => {
+            "mergency".to_string()
+        }
+        Reason::RescueMode if v.source == harness::ReadinessSource::Vsock => "escue".to_string(),
+        _ => detail(v),
+    };
+    let Some(msg_at) = clock.first(&needle) else {
+        return Some(format!(
+            "the deciding text {needle:?} never appeared in the logs"
+        ));
+    };
+    let latency = verdict_at.saturating_duration_since(msg_at);
+    (latency > DETECTION_BUDGET)
+        .then(|| format!("detected {latency:?} after the guest's message {needle:?}"))
+}
+
+fn detail(v: &Verdict) -> String {
+    match &v.outcome {
+        harness::Outcome::Ready => "ready".into(),
+        harness::Outcome::Failed { detail, .. } => detail.clone(),
+    }
+}
+
+fn summary(v: &Verdict) -> String {
+    let what = v.reason().map_or("ready", |r| r.name());
+    format!(
+        "{what} via {:?} [{}] after {:.1} s, milestones {:?}",
+        v.source,
+        v.transport,
+        v.elapsed.as_secs_f64(),
+        v.milestones
+            .iter()
+            .map(|m| format!("{:?}@{:.1}", m.kind, m.at.as_secs_f64()))
+            .collect::<Vec<_>>()
+    )
+}
