@@ -1,9 +1,20 @@
 # STUB of NixOS's base options, for the module-level tests only: system.build as in nixpkgs
 # (a submodule with a lazy freeform attribute set of unique values), the few list options the
-# format modules append to, a stub pkgs, and everything else accepted freely.
+# format modules append to, a stub pkgs; a few option trees accept any settings.
 { lib, ... }:
 let
   t = lib.types;
+  # An option holding any settings, with these options declared inside. Names not declared
+  # anywhere (e.g. isoImage without iso-image.nix) are errors, as in NixOS.
+  open =
+    options:
+    lib.mkOption {
+      default = { };
+      type = t.submodule {
+        freeformType = t.lazyAttrsOf t.anything;
+        inherit options;
+      };
+    };
 in
 {
   options = {
@@ -11,21 +22,33 @@ in
       default = { };
       type = t.submoduleWith { modules = [ { freeformType = t.lazyAttrsOf (t.uniq t.unspecified); } ]; };
     };
-    boot.kernelParams = lib.mkOption {
-      type = t.listOf t.str;
-      default = [ ];
+    boot = open {
+      kernelParams = lib.mkOption {
+        type = t.listOf t.str;
+        default = [ ];
+      };
+      initrd = open {
+        availableKernelModules = lib.mkOption {
+          type = t.listOf t.str;
+          default = [ ];
+        };
+      };
     };
-    boot.initrd.availableKernelModules = lib.mkOption {
-      type = t.listOf t.str;
-      default = [ ];
+    environment = open {
+      systemPackages = lib.mkOption {
+        type = t.listOf t.unspecified;
+        default = [ ];
+      };
     };
-    environment.systemPackages = lib.mkOption {
-      type = t.listOf t.unspecified;
-      default = [ ];
-    };
+    services = open { };
+    systemd = open { };
+    networking = open { };
+    fileSystems = open { };
+    documentation = open { };
+    system.nixos = open { };
+    system.boot = open { };
   };
   config = {
-    _module.freeformType = t.lazyAttrsOf t.anything;
     _module.args.pkgs = rec {
       fakeOut = name: "/nix/store/00000000000000000000000000000000-${name}";
       runCommand = name: env: script: {
