@@ -87,6 +87,8 @@ let
         {
           modules = [
             (if configuration == null then ./configuration.nix else absolutePath "configuration" configuration)
+            # Options of image modules (isoImage.*, ...) are checked in each format's evaluation.
+            ng.lenient
           ];
           specialArgs = extraSpecialArgs;
         }

@@ -26,11 +26,30 @@ let
     ];
   };
 
+  # Undeclared options in a classic configuration are tolerated in the configuration alone and
+  # checked in each format's evaluation (`strict`), where the image module's options
+  # (isoImage.*, amazonImage.*, ...) exist: on nixpkgs with image variants they are declared
+  # only inside the variant, yet nixos-generators configurations set them at top level.
+  # (A hand-made `lib.mkOverride 900 false`: stronger than option defaults and mkDefault.)
+  lenient = {
+    _file = "nixos-generate: options checked per format";
+    _module.check = {
+      _type = "override";
+      priority = 900;
+      content = false;
+    };
+  };
+  strict = {
+    _file = "nixos-generate: options checked per format";
+    _module.check = true;
+  };
+
   # A user's format module (`--format-path`, `customFormats`, `formatConfigs`).
   wrapCustom = module: {
     _file = "nixos-generate custom format";
     imports = [
       formatModule
+      strict
       module
     ];
   };
@@ -108,6 +127,8 @@ in
     modulePath
     wrap
     wrapCustom
+    lenient
+    strict
     hasVariant
     variantFor
     imageOf

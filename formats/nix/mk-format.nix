@@ -44,11 +44,21 @@ in
   ]
   ++ (
     if onVariant then
-      [ { image.modules.${variant} = variantTweaks; } ]
+      [
+        {
+          image.modules.${variant} = {
+            imports = [
+              variantTweaks
+              ng.strict
+            ];
+          };
+        }
+      ]
     else
       [
         legacy
         variantTweaks
+        ng.strict
       ]
   );
 

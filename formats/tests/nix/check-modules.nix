@@ -14,6 +14,9 @@ let
     specialArgs = builtins.toJSON { mark = "sa"; };
   };
   customised = entry { configuration = toString (configs + "/user-variant.nix"); };
+  isoOptions = entry { configuration = toString (configs + "/iso-options.nix"); };
+  typo = entry { configuration = toString (configs + "/typo.nix"); };
+  fails = v: !(builtins.tryEval (builtins.deepSeq v v)).success;
 
   check =
     what: cond:
@@ -82,6 +85,11 @@ builtins.all (x: x) (
   (eq "system.build.<attr> is the image on both routes" raw.config.system.build.raw.builder (
     if new then "variant" else "legacy"
   ))
+  (eq "an image-module option in the configuration applies" [ isoOptions.iso.usb isoOptions.iso.efi ] [ false true ])
+  (check "a misspelt option fails a variant format" (fails typo.raw))
+  (check "a misspelt option fails a legacy format" (fails typo.vm))
+  (check "a misspelt option fails iso" (fails typo.iso))
+  (check "an image-module option fails a format without that module" (fails isoOptions.raw))
   (eq "vm keeps its 2048 MiB default" plain.vm.diskSize 2048)
   (eq "vm honours --disk-size" sized.vm.diskSize 4096)
   (eq "vm-nogui has no graphics" plain.vm-nogui.graphics false)
