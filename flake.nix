@@ -1,3 +1,17 @@
+# nixos-generate as a flake.
+#
+#   nix run <this flake> -- -f iso -c ./configuration.nix
+#
+# As an input (`inputs.nixos-generate.inputs.nixpkgs.follows = "nixpkgs";`):
+#   packages.x86_64-linux.iso = nixos-generate.lib.nixosGenerate {
+#     system = "x86_64-linux";
+#     format = "iso";                 # any name of `nixos-generate --list`
+#     modules = [ ./configuration.nix ];
+#     # specialArgs = { ... }; customFormats = { my-format = ./my-format.nix; };
+#   };
+# or, per machine: imports = [ nixos-generate.nixosModules.all-formats ]; then
+#   nix build .#nixosConfigurations.<host>.config.formats.raw-efi
+# The checks boot-<format> boot each bootable format and need a builder with the "kvm" feature.
 {
   description = "nixos-generate: one NixOS configuration in, an image of any format out, boot-checked under QEMU";
 

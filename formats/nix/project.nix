@@ -145,7 +145,13 @@ let
         );
     };
 
-  formatterFor = pkgs: pkgs.nixfmt-rfc-style or pkgs.nixfmt;
+  # The RFC 166 style formatter: `nixfmt` since 25.05, `nixfmt-rfc-style` before.
+  formatterFor =
+    pkgs:
+    if nixpkgsLib.versionAtLeast nixpkgsLib.trivial.release "25.05" then
+      pkgs.nixfmt
+    else
+      pkgs.nixfmt-rfc-style;
 in
 {
   inherit

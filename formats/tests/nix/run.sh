@@ -213,8 +213,13 @@ if [ -n "${NIXGEN_NIXPKGS_LIB:-}" ]; then
       fail "module system checks, nixpkgs $tree (check-modules.nix)"
     fi
   done
+  if nixeval "$here/check-flake.nix" && [ "$(cat "$out")" = true ]; then
+    echo "ok: flake.nix outputs and default.nix with a fake nixpkgs input (check-flake.nix)"
+  else
+    fail "flake.nix outputs and default.nix (check-flake.nix)"
+  fi
 else
-  echo "skipped: module system checks (set NIXGEN_NIXPKGS_LIB to a nixpkgs lib/ directory)"
+  echo "skipped: module system and flake checks (set NIXGEN_NIXPKGS_LIB to a nixpkgs lib/ directory)"
 fi
 
 root=$(cd "$formats/.." && pwd)
