@@ -1,6 +1,7 @@
 # Format "proxmox-lxc": Proxmox VE container template. proxmox-lxc.nix builds system.build.tarball.
-# Based on reading NixOS/nixpkgs nixos/modules/virtualisation/proxmox-lxc.nix and nixos/modules/image/images.nix (the
-# `proxmox-lxc` variant, used when present). Containers have no boot loader.
+# Based on reading NixOS/nixpkgs nixos/modules/virtualisation/proxmox-lxc.nix and
+# nixos/modules/image/images.nix (the `proxmox-lxc` variant, used when present). Containers have no
+# boot loader.
 import ../nix/mk-format.nix {
   name = "proxmox-lxc";
   fileExtension = ".tar.xz";

@@ -21,7 +21,9 @@ let
   hasEsp = partitionTableType == "efi" || partitionTableType == "hybrid";
   # BIOS GRUB when the table has a place for it and the machine has a BIOS; else UEFI GRUB
   # installed at the removable path, so no NVRAM entry is needed.
-  biosGrub = partitionTableType == "legacy" || (partitionTableType == "hybrid" && pkgs.stdenv.hostPlatform.isx86);
+  biosGrub =
+    partitionTableType == "legacy"
+    || (partitionTableType == "hybrid" && pkgs.stdenv.hostPlatform.isx86);
 in
 {
   fileSystems = lib.mkImageMediaOverride (

@@ -73,10 +73,14 @@ let
         flake = builtins.getFlake flakeUri;
         attr = if flakeAttr != null then flakeAttr else fail "flakeAttr is required with flakeUri";
         lookupSystem = if system != null then system else builtins.currentSystem;
+        missing = fail (
+          "flake ${flakeUri} has neither packages.${lookupSystem}.nixosConfigurations.${attr}"
+          + " nor nixosConfigurations.${attr}"
+        );
         found =
           flake.packages.${lookupSystem}.nixosConfigurations.${attr}
             or flake.nixosConfigurations.${attr}
-            or (fail "flake ${flakeUri} has neither packages.${lookupSystem}.nixosConfigurations.${attr} nor nixosConfigurations.${attr}");
+            or missing;
       in
       if configuration != null then
         fail "give either configuration or flakeUri, not both"
@@ -86,7 +90,12 @@ let
       import <nixpkgs/nixos/lib/eval-config.nix> (
         {
           modules = [
-            (if configuration == null then ./configuration.nix else absolutePath "configuration" configuration)
+            (
+              if configuration == null then
+                ./configuration.nix
+              else
+                absolutePath "configuration" configuration
+            )
             # Options of image modules (isoImage.*, ...) are checked in each format's evaluation.
             ng.lenient
           ];
@@ -97,7 +106,9 @@ let
 
   withModules = modules: base.extendModules { modules = modules ++ diskSizeModules; };
 
-  builtIn = builtins.mapAttrs (name: _: ng.imageOf (withModules [ (ng.wrap name) ]).config) ng.formats;
+  builtIn = builtins.mapAttrs (
+    name: _: ng.imageOf (withModules [ (ng.wrap name) ]).config
+  ) ng.formats;
 
   custom =
     if formatPath == null then

@@ -60,7 +60,15 @@ in
     kexec_script = pkgs.writeScript "kexec-nixos" ''
       #!${pkgs.runtimeShell}
       set -eu
-      export PATH=${lib.makeBinPath [ pkgs.kexec-tools pkgs.cpio pkgs.gzip pkgs.coreutils pkgs.findutils ]}:$PATH
+      export PATH=${
+        lib.makeBinPath [
+          pkgs.kexec-tools
+          pkgs.cpio
+          pkgs.gzip
+          pkgs.coreutils
+          pkgs.findutils
+        ]
+      }:$PATH
       work=$(mktemp -d)
       cd "$work"
       mkdir extra
@@ -69,7 +77,8 @@ in
       fi
       (cd extra && find . -type f | cpio -o -H newc | gzip -9) > extra.gz
       cat ${build.kexec_image}/initrd extra.gz > initrd
-      kexec --load ${build.kexec_image}/bzImage --initrd=initrd --command-line="$(cat ${build.kexec_image}/cmdline)"
+      kexec --load ${build.kexec_image}/bzImage --initrd=initrd \
+        --command-line="$(cat ${build.kexec_image}/cmdline)"
       sync
       echo "kexec_nixos: executing the new kernel; file systems are not unmounted cleanly" >&2
       kexec -e

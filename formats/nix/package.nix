@@ -19,7 +19,10 @@
   path ? null,
 }:
 let
-  front = [ qemu ] ++ lib.optionals stdenv.hostPlatform.isLinux (lib.filter (p: p != null) [ vhost-device-vsock ]);
+  front = [ qemu ] ++ lib.optional (stdenv.hostPlatform.isLinux && vhost-device-vsock != null) vhost-device-vsock;
+  ovmfFlag = lib.optionalString (
+    stdenv.hostPlatform.isLinux && OVMF != null
+  ) "--set-default NIXGEN_OVMF_CODE ${OVMF.firmware}";
 in
 rustPlatform.buildRustPackage {
   pname = if runTests then "nixos-generate-tests" else "nixos-generate";
@@ -56,7 +59,7 @@ rustPlatform.buildRustPackage {
     wrapProgram $out/bin/nixos-generate \
       --prefix PATH : ${lib.makeBinPath front} \
       --suffix PATH : ${lib.makeBinPath [ nix ]} \
-      ${lib.optionalString (stdenv.hostPlatform.isLinux && OVMF != null) "--set-default NIXGEN_OVMF_CODE ${OVMF.firmware}"}
+      ${ovmfFlag}
   '';
 
   meta = {
