@@ -117,6 +117,6 @@ let
       let
         evaluated = withModules [ (ng.wrapCustom (absolutePath "formatPath" formatPath)) ];
       in
-      ng.linkOutput evaluated.pkgs evaluated;
+      ng.linkOutput (evaluated.pkgs or evaluated._module.args.pkgs) evaluated;
 in
 builtIn // { inherit custom; }
