@@ -17,6 +17,8 @@ let
   isoOptions = entry { configuration = toString (configs + "/iso-options.nix"); };
   typo = entry { configuration = toString (configs + "/typo.nix"); };
   fails = v: !(builtins.tryEval (builtins.deepSeq v v)).success;
+  # The bundled configuration (no `configuration` argument).
+  bundled = import ../../nix/entry.nix { };
 
   check =
     what: cond:
@@ -90,6 +92,12 @@ builtins.all (x: x) (
   (check "a misspelt option fails a legacy format" (fails typo.vm))
   (check "a misspelt option fails iso" (fails typo.iso))
   (check "an image-module option fails a format without that module" (fails isoOptions.raw))
+  (has "bundled configuration: serial console" bundled.raw-efi.kernelParams "console=ttyS0,115200")
+  (check "bundled configuration builds kexec (host name, stateVersion)" (!fails bundled.kexec))
+  (eq "kexec keeps its host name with the bundled configuration"
+    (evalConfig { modules = [ (ng.wrap "kexec") ../../nix/configuration.nix ]; }).config.networking.hostName
+    "kexec"
+  )
   (eq "vm keeps its 2048 MiB default" plain.vm.diskSize 2048)
   (eq "vm honours --disk-size" sized.vm.diskSize 4096)
   (eq "vm-nogui has no graphics" plain.vm-nogui.graphics false)

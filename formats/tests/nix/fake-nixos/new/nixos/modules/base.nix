@@ -45,6 +45,7 @@ in
     networking = open { };
     fileSystems = open { };
     documentation = open { };
+    system.stateVersion = lib.mkOption { type = t.str; };
     system.nixos = open { };
     system.boot = open { };
   };
