@@ -4,6 +4,12 @@ use thiserror::Error;
 
 /// Exit code: the input was wrong (same as clap's usage errors).
 pub const BAD_INPUT: i32 = 2;
+/// Exit code: a checked image did not reach multi-user.target (or failed its scenario).
+pub const DID_NOT_BOOT: i32 = 3;
+/// Exit code: the machine could not be started at all (QEMU, firmware or helper missing).
+pub const CANNOT_CHECK: i32 = 4;
+/// Exit code: interrupted by Ctrl-C (as a shell reports SIGINT).
+pub const INTERRUPTED: i32 = 130;
 /// Exit code: `nix` is not on PATH (as a shell reports a missing command).
 pub const NIX_MISSING: i32 = 127;
 
@@ -20,6 +26,15 @@ pub enum Exit {
     /// Nix failed; its stderr is already on the terminal. Carries Nix's exit code.
     #[error("nix build failed (exit code {0}); its messages are above")]
     BuildFailed(i32),
+    /// At least one checked image did not boot.
+    #[error("{0}")]
+    DidNotBoot(String),
+    /// The check could not run (QEMU, firmware, helper).
+    #[error("{0}")]
+    CannotCheck(String),
+    /// Ctrl-C.
+    #[error("interrupted")]
+    Interrupted,
     /// The build succeeded but a result holds no file matching the format's pattern.
     #[error("{0}")]
     NoOutput(String),
@@ -33,6 +48,9 @@ impl Exit {
             Exit::NixMissing => NIX_MISSING,
             Exit::BuildFailed(code) => *code,
             Exit::NoOutput(_) => 1,
+            Exit::DidNotBoot(_) => DID_NOT_BOOT,
+            Exit::CannotCheck(_) => CANNOT_CHECK,
+            Exit::Interrupted => INTERRUPTED,
         }
     }
 }

@@ -1,18 +1,25 @@
 //! nixos-generate: one NixOS configuration in, a bootable image of any format out.
 
+mod boot;
+mod check;
 mod cli;
+mod console;
 mod exit;
 mod flake;
 mod nix;
 mod plan;
+mod progress;
 mod report;
+mod report_check;
 mod request;
+mod run;
+mod targets;
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
 
-use crate::{cli::Cli, exit::Exit};
+use crate::{cli::Cli, exit::Exit, request::BuildRequest, targets::Target};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -35,26 +42,57 @@ fn run(cli: &Cli) -> Result<(), Exit> {
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();
     let request = request::build_request(cli, &cwd, &hostname)?;
-    if cli.run || cli.check.is_some() || cli.image.is_some() {
+    let booting = cli.run || cli.check.is_some();
+    if booting {
+        targets::check_bootable(&request, cli.run)?;
+    } else if cli.image.is_some() {
         return Err(exit::bad_input(
-            "--run, --check and --image are not available yet in this version: build with -f, then boot the image yourself",
+            "--image is for --run or --check: add one of them",
         ));
     }
-    let nix_files = formats::install_nix_files(&plan::cache_dir()).map_err(|e| {
+    if let Some(image) = &cli.image {
+        return boot::boot(cli, targets::from_image(&request, image, &cwd)?);
+    }
+    let Some(built) = build(cli, &request)? else {
+        return Ok(());
+    };
+    if booting {
+        let targets = request
+            .formats
+            .iter()
+            .zip(built)
+            .map(|(format, image)| Target { format, image })
+            .collect();
+        return boot::boot(cli, targets);
+    }
+    let images = built_images(&request, &built)?;
+    report::built(&images, cli.json);
+    Ok(())
+}
+
+/// Runs the one `nix build` and returns each installable's build result directory, or None
+/// after `--dry-run` printed the command.
+fn build(cli: &Cli, request: &BuildRequest) -> Result<Option<Vec<PathBuf>>, Exit> {
+    let cache = plan::cache_dir();
+    let nix_files = formats::install_nix_files(&cache).map_err(|e| {
         exit::bad_input(format!(
             "cannot write the Nix files to {}: {e}; set XDG_CACHE_HOME to a writable directory",
-            plan::cache_dir().display()
+            cache.display()
         ))
     })?;
-    let plan = plan::plan(&request, &nix_files);
+    let plan = plan::plan(request, &nix_files);
     if cli.dry_run {
         println!("{}", plan::shell_line(&plan.argv));
-        return Ok(());
+        return Ok(None);
     }
     which::which("nix").map_err(|_| Exit::NixMissing)?;
     nix::warn_if_tmp_small();
     eprintln!("nixos-generate: {}", plan::shell_line(&plan.argv));
-    let results = nix::run(&plan)?;
+    nix::run(&plan).map(Some)
+}
+
+/// Finds each format's image file in its build result.
+fn built_images(request: &BuildRequest, results: &[PathBuf]) -> Result<Vec<nix::Built>, Exit> {
     let custom_name = request
         .format_path
         .as_deref()
@@ -63,12 +101,13 @@ fn run(cli: &Cli) -> Result<(), Exit> {
             || plan::CUSTOM_ATTR.to_string(),
             |s| s.to_string_lossy().into_owned(),
         );
-    let built = plan
-        .labels
+    let labels = request
+        .formats
         .iter()
-        .zip(&results)
+        .map(|f| f.name.as_str())
+        .chain(request.format_path.as_ref().map(|_| plan::CUSTOM_ATTR));
+    labels
+        .zip(results)
         .map(|(label, result)| nix::image_of(label, result, &custom_name))
-        .collect::<Result<Vec<_>, _>>()?;
-    report::built(&built, cli.json);
-    Ok(())
+        .collect()
 }

@@ -1,0 +1,172 @@
+//! `--check`: boot each image headless, wait for multi-user through the harness, optionally run
+//! the console scenario, power off, and report.
+
+use std::{path::PathBuf, sync::Arc};
+
+use harness::{BootOptions, Event, Machine, Verdict};
+use serde::Serialize;
+use tokio::{sync::Semaphore, task::JoinSet};
+
+use crate::{cli::CheckScenario, exit::Exit, progress::Progress, report_check, targets::Target};
+
+/// The outcome of checking one target.
+#[derive(Debug, Serialize)]
+pub struct Checked {
+    /// The format name.
+    pub format: String,
+    /// The image file or build result booted.
+    pub image: PathBuf,
+    /// The harness verdict, when the machine started.
+    pub verdict: Option<Verdict>,
+    /// Why the machine could not be started or checked, when it could not.
+    pub error: Option<String>,
+    /// The console scenario's facts, when it ran and passed.
+    pub console: Option<scenarios::console::ConsoleFacts>,
+    /// The console scenario's failure, when it ran and failed.
+    pub console_failure: Option<String>,
+    /// The kept run directory (failure, or --keep).
+    pub run_dir: Option<PathBuf>,
+}
+
+impl Checked {
+    /// Reached multi-user (and passed the console scenario if it ran).
+    pub fn passed(&self) -> bool {
+        self.verdict.as_ref().is_some_and(Verdict::is_ready) && self.console_failure.is_none()
+    }
+}
+
+/// How many guests run at once: one per core, and as many as memory allows (guest memory plus
+/// QEMU's own overhead), at least one.
+pub fn capacity(memory_mib: u32) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let available_mib = sys_memory_mib().unwrap_or(4096);
+    let by_memory = (available_mib / (u64::from(memory_mib) + 512)) as usize;
+    cores.min(by_memory).max(1)
+}
+
+fn sys_memory_mib() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// Checks every target, in parallel within the machine's capacity. Ctrl-C stops every machine
+/// (their drop kills QEMU and helpers and removes run directories) and exits 130.
+pub async fn check_all(
+    targets: Vec<Target>,
+    opts: BootOptions,
+    scenario: CheckScenario,
+    json: bool,
+) -> Result<(), Exit> {
+    let progress = Arc::new(Progress::new(json));
+    let permits = Arc::new(Semaphore::new(capacity(opts.memory_mib)));
+    let opts = Arc::new(opts);
+    let mut tasks = JoinSet::new();
+    for (index, target) in targets.into_iter().enumerate() {
+        let (progress, permits, opts) = (progress.clone(), permits.clone(), opts.clone());
+        tasks.spawn(async move {
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
+            (index, check_one(target, &opts, scenario, &progress).await)
+        });
+    }
+    let mut results = Vec::new();
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => match next {
+                Some(Ok(result)) => results.push(result),
+                Some(Err(e)) => return Err(Exit::CannotCheck(format!("a check task failed: {e}"))),
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => {
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                return Err(Exit::Interrupted);
+            }
+        }
+    }
+    results.sort_by_key(|(index, _)| *index);
+    let results: Vec<Checked> = results.into_iter().map(|(_, c)| c).collect();
+    report_check::print(&results, json);
+    if results.iter().all(Checked::passed) {
+        Ok(())
+    } else if results.iter().any(|c| c.verdict.is_some()) {
+        let failed: Vec<&str> = results
+            .iter()
+            .filter(|c| !c.passed())
+            .map(|c| c.format.as_str())
+            .collect();
+        Err(Exit::DidNotBoot(format!(
+            "did not pass: {}",
+            failed.join(", ")
+        )))
+    } else {
+        Err(Exit::CannotCheck(
+            results
+                .iter()
+                .filter_map(|c| c.error.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ))
+    }
+}
+
+async fn check_one(
+    target: Target,
+    opts: &BootOptions,
+    scenario: CheckScenario,
+    progress: &Progress,
+) -> Checked {
+    let name = target.format.name.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let mut checked = Checked {
+        format: name.clone(),
+        image: target.image.clone(),
+        verdict: None,
+        error: None,
+        console: None,
+        console_failure: None,
+        run_dir: None,
+    };
+    let boot = async {
+        let mut machine = Machine::start(target.format, &target.image, opts, tx).await?;
+        let verdict = machine.wait_ready().await;
+        let mut console = None;
+        if verdict.is_ready() {
+            if scenario == CheckScenario::Console {
+                console = Some(crate::console::check(&machine).await);
+            }
+            // A failed power-off is evidence, not a boot failure; finish stops QEMU anyway.
+            let _ = machine.qmp_powerdown(harness::POWERDOWN_BUDGET).await;
+        }
+        let passed = verdict.is_ready() && !matches!(console, Some(Err(_)));
+        let kept = machine.finish(passed).await;
+        Ok::<_, harness::HarnessError>((verdict, console, kept))
+    };
+    tokio::pin!(boot);
+    let outcome = loop {
+        tokio::select! {
+            Some(event) = rx.recv() => progress.event(&name, &event),
+            outcome = &mut boot => break outcome,
+        }
+    };
+    while let Ok(event) = rx.try_recv() {
+        progress.event(&name, &event);
+    }
+    match outcome {
+        Ok((verdict, console, kept)) => {
+            checked.verdict = Some(verdict);
+            match console {
+                Some(Ok(facts)) => checked.console = Some(facts),
+                Some(Err(failure)) => checked.console_failure = Some(failure),
+                None => {}
+            }
+            checked.run_dir = kept;
+        }
+        Err(e) => checked.error = Some(e.to_string()),
+    }
+    checked
+}

@@ -1,0 +1,116 @@
+//! `--run`: boot the image with its serial console on this terminal. Ctrl-] detaches and powers
+//! the machine off; the image itself is never written (the harness boots an overlay).
+
+use std::{io::IsTerminal, os::fd::AsFd, time::Duration};
+
+use harness::{BootOptions, Machine};
+use nix::sys::termios::{self, SetArg, Termios};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{exit::Exit, targets::Target};
+
+/// The byte that detaches: Ctrl-], as telnet and virsh console use.
+const DETACH: u8 = 0x1d;
+/// How long ACPI power-off may take after detaching before QEMU is stopped.
+const POWERDOWN_WITHIN: Duration = Duration::from_secs(30);
+
+/// Puts the terminal in raw mode and restores it on drop.
+struct RawMode(Option<Termios>);
+
+impl RawMode {
+    fn enable() -> RawMode {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return RawMode(None);
+        }
+        let Ok(saved) = termios::tcgetattr(stdin.as_fd()) else {
+            return RawMode(None);
+        };
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
+        RawMode(Some(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, saved);
+        }
+    }
+}
+
+/// Boots `target` and connects its serial console to this terminal until Ctrl-] or until the
+/// machine stops.
+pub async fn run(target: Target, opts: BootOptions) -> Result<(), Exit> {
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let mut machine = Machine::start(target.format, &target.image, &opts, tx)
+        .await
+        .map_err(|e| Exit::CannotCheck(e.to_string()))?;
+    // Progress events are not shown while the console is attached; drain them.
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    let mut serial = tokio::net::UnixStream::connect(machine.serial_socket())
+        .await
+        .map_err(|e| Exit::CannotCheck(format!("cannot attach to the serial console: {e}")))?;
+    eprintln!(
+        "nixos-generate: {} is booting; its serial console follows. Press Ctrl-] to detach and power off.\r",
+        target.format.name
+    );
+    let detached = {
+        let _raw = RawMode::enable();
+        pump(&mut serial).await
+    };
+    eprintln!(
+        "\r\nnixos-generate: {}; powering off\r",
+        if detached {
+            "detached"
+        } else {
+            "the console closed"
+        }
+    );
+    let _ = machine.qmp_powerdown(POWERDOWN_WITHIN).await;
+    if let Some(dir) = machine.finish(true).await {
+        eprintln!("nixos-generate: run directory kept: {}", dir.display());
+    }
+    Ok(())
+}
+
+/// Copies terminal to console and console to terminal until Ctrl-] (true) or until the console
+/// closes because the machine stopped (false).
+async fn pump(serial: &mut tokio::net::UnixStream) -> bool {
+    let (mut from_guest, mut to_guest) = serial.split();
+    let mut stdin = tokio::io::stdin();
+    let mut stdout = tokio::io::stdout();
+    let (mut inbuf, mut outbuf) = ([0u8; 1024], [0u8; 4096]);
+    // Without input (stdin at end of file) the console is only watched until the machine stops.
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            n = stdin.read(&mut inbuf), if stdin_open => {
+                let n = n.unwrap_or(0);
+                if n == 0 {
+                    stdin_open = false;
+                    continue;
+                }
+                let input = &inbuf[..n];
+                let (keep, detach) = match input.iter().position(|b| *b == DETACH) {
+                    Some(i) => (&input[..i], true),
+                    None => (input, false),
+                };
+                if to_guest.write_all(keep).await.is_err() || detach {
+                    return detach;
+                }
+            }
+            n = from_guest.read(&mut outbuf) => {
+                match n {
+                    Ok(0) | Err(_) => return false,
+                    Ok(n) => {
+                        let _ = stdout.write_all(&outbuf[..n]).await;
+                        let _ = stdout.flush().await;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! What `--run`/`--check` boot: the images of the requested formats, built now or given with
+//! `--image`.
+
+use std::path::{Path, PathBuf};
+
+use formats::Format;
+
+use crate::{
+    exit::{bad_input, Exit},
+    request::BuildRequest,
+};
+
+/// One image to boot, with its format.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The format, which decides how it boots.
+    pub format: &'static Format,
+    /// The image file or build result directory.
+    pub image: PathBuf,
+}
+
+/// Checks that every requested format can be booted here, before anything is built.
+pub fn check_bootable(request: &BuildRequest, run: bool) -> Result<(), Exit> {
+    if request.format_path.is_some() {
+        return Err(bad_input(
+            "--run/--check need a built-in format (its boot profile): drop --format-path or build it first and pass --image",
+        ));
+    }
+    if run && request.formats.len() != 1 {
+        return Err(bad_input("--run boots one format: pass a single -f"));
+    }
+    for f in &request.formats {
+        if !f.profile.bootable() {
+            return Err(bad_input(format!(
+                "format {} cannot be booted here (boot profile {}); bootable formats have `yes` under --check in nixos-generate --list --json",
+                f.name, f.profile
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The target for `--image PATH` (one format only).
+pub fn from_image(request: &BuildRequest, image: &Path, cwd: &Path) -> Result<Vec<Target>, Exit> {
+    let [format] = request.formats[..] else {
+        return Err(bad_input(
+            "--image takes exactly one -f FORMAT (the format of that image)",
+        ));
+    };
+    let image = cwd.join(image);
+    if !image.exists() {
+        return Err(bad_input(format!(
+            "--image {}: no such file or directory",
+            image.display()
+        )));
+    }
+    if image.is_dir() && format.locate(&image).is_none() {
+        return Err(bad_input(format!(
+            "--image {}: the directory holds no {} image (looked for {:?})",
+            image.display(),
+            format.name,
+            format.output
+        )));
+    }
+    Ok(vec![Target { format, image }])
+}
