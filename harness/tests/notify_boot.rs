@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const MEMORY_MIB: u32 = 1024;
-const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
+const BOOT_TIMEOUT: Duration = Duration::from_secs(360);
 const SERIAL_MULTI_USER: &str = "Reached target multi-user.target";
 
 /// One guest at a time in this test binary.
@@ -143,10 +143,11 @@ fn start(guest: &Guest, run_dir: &Path, notify_args: &[String], kernel_extra: &s
             cmd
         }
     };
+    let stderr = std::fs::File::create(run_dir.join("qemu.stderr")).unwrap();
     cmd.args(notify_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .kill_on_drop(true);
     cmd.spawn().expect("start the guest")
 }
@@ -158,6 +159,26 @@ struct Boot {
     log: Vec<String>,
     /// Time (since the channel opened) of the serial line "Reached target multi-user.target".
     serial_multi_user: Option<Duration>,
+    /// The last serial lines (for failure messages).
+    serial_tail: std::collections::VecDeque<String>,
+    /// QEMU's standard error.
+    stderr: String,
+    /// Whether the guest's QEMU exited by itself (serial closed) before the stop condition.
+    exited_early: bool,
+}
+
+impl Boot {
+    /// Messages and the serial tail, for assertion messages.
+    fn evidence(&self) -> String {
+        let tail: Vec<&str> = self.serial_tail.iter().map(|l| l.trim_end()).collect();
+        format!(
+            "notify messages: {:#?}\nlast serial lines:\n{}\nqemu stderr:\n{}\nexited early: {}",
+            self.log,
+            tail.join("\n"),
+            self.stderr,
+            self.exited_early
+        )
+    }
 }
 
 /// When a boot may stop.
@@ -187,6 +208,9 @@ async fn boot(chan: &mut NotifyChannel, kernel_extra: &str, until: Until) -> Boo
         state: NotifyState::new(),
         log: Vec::new(),
         serial_multi_user: None,
+        serial_tail: Default::default(),
+        stderr: String::new(),
+        exited_early: false,
     };
     let mut serial_open = true;
     loop {
@@ -200,6 +224,10 @@ async fn boot(chan: &mut NotifyChannel, kernel_extra: &str, until: Until) -> Boo
                 .is_some_and(|t| opened.elapsed() >= t + Duration::from_secs(5)),
         };
         if done {
+            break;
+        }
+        if !serial_open {
+            out.exited_early = true; // the serial console is QEMU's stdout: QEMU is gone
             break;
         }
         tokio::select! {
@@ -218,6 +246,10 @@ async fn boot(chan: &mut NotifyChannel, kernel_extra: &str, until: Until) -> Boo
                         out.serial_multi_user = Some(opened.elapsed());
                         eprintln!("serial {:>7.3}s  {}", opened.elapsed().as_secs_f64(), text.trim());
                     }
+                    if out.serial_tail.len() == 40 {
+                        out.serial_tail.pop_front();
+                    }
+                    out.serial_tail.push_back(text);
                     line.clear();
                 }
                 _ => serial_open = false,
@@ -227,6 +259,7 @@ async fn boot(chan: &mut NotifyChannel, kernel_extra: &str, until: Until) -> Boo
         }
     }
     let _ = child.kill().await;
+    out.stderr = std::fs::read_to_string(run_dir.path().join("qemu.stderr")).unwrap_or_default();
     out
 }
 
@@ -288,12 +321,7 @@ async fn transport2_boot_reports_multi_user_in_order() {
     let b = boot(&mut chan, "", Until::DecidedAndSerial).await;
     report("transport2-normal", &chan, &b);
 
-    assert_eq!(
-        b.state.decision(),
-        Decision::Ready,
-        "messages: {:#?}",
-        b.log
-    );
+    assert_eq!(b.state.decision(), Decision::Ready, "{}", b.evidence());
     assert!(b.state.active.contains(MULTI_USER));
     assert!(b.state.hostname.as_deref().is_some_and(|h| !h.is_empty()));
     assert!(b.state.machine_id.as_deref().is_some_and(|m| m.len() == 32));
@@ -313,9 +341,9 @@ async fn transport2_boot_reports_multi_user_in_order() {
     assert!(
         host.unwrap() < sysinit && mid.unwrap() < sysinit,
         "{:#?}",
-        b.log
+        b.evidence()
     );
-    assert!(sysinit < basic && basic < multi, "{:#?}", b.log);
+    assert!(sysinit < basic && basic < multi, "{}", b.evidence());
     let names: Vec<&str> = b.state.targets.iter().map(|(n, _)| n.as_str()).collect();
     assert!(!names.contains(&"emergency.target"), "{names:?}");
     // The timeline is ordered in time as well.
@@ -337,10 +365,10 @@ async fn transport2_emergency_boot_fails_through_vsock() {
     assert_eq!(
         b.state.decision(),
         Decision::Failed(FailureTarget::Emergency),
-        "messages: {:#?}",
-        b.log
+        "{}",
+        b.evidence()
     );
-    assert!(!b.state.active.contains(MULTI_USER), "{:#?}", b.log);
+    assert!(!b.state.active.contains(MULTI_USER), "{}", b.evidence());
     chan.close().await;
 }
 
@@ -362,7 +390,7 @@ async fn transport2_guest_ignoring_the_credential_stays_silent() {
     let serial = b
         .serial_multi_user
         .unwrap_or_else(|| panic!("serial never showed {SERIAL_MULTI_USER:?}"));
-    assert_eq!(b.state.messages, 0, "{:#?}", b.log);
+    assert_eq!(b.state.messages, 0, "{}", b.evidence());
     assert_eq!(b.state.decision(), Decision::Undecided);
     assert!(chan.first_message_at().is_none());
     let now = chan.opened_at().elapsed();
@@ -385,12 +413,7 @@ async fn transport1_boot_where_vhost_vsock_works() {
     assert_eq!(chan.transport().to_string(), "vhost-vsock");
     let b = boot(&mut chan, "", Until::Decided).await;
     report("transport1-normal", &chan, &b);
-    assert_eq!(
-        b.state.decision(),
-        Decision::Ready,
-        "messages: {:#?}",
-        b.log
-    );
+    assert_eq!(b.state.decision(), Decision::Ready, "{}", b.evidence());
     chan.close().await;
 }
 
