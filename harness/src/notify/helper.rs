@@ -44,6 +44,18 @@ pub fn find_helper(explicit: Option<&Path>) -> Result<PathBuf, NotifyError> {
         })
 }
 
+/// True when /proc/net/unix (`table`) shows a listening socket (flag `__SO_ACCEPTCON`,
+/// 0x10000) bound to `path`.
+fn is_listening(table: &str, path: &Path) -> bool {
+    const SO_ACCEPTCON: u32 = 0x10000;
+    table.lines().skip(1).any(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        cols.len() >= 8
+            && Path::new(cols[7]) == path
+            && u32::from_str_radix(cols[3], 16).is_ok_and(|f| f & SO_ACCEPTCON != 0)
+    })
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)
@@ -103,11 +115,21 @@ impl Helper {
         Ok(helper)
     }
 
+    /// Waits until the helper listens on its socket. The file appears at bind(), a moment
+    /// before listen(); QEMU connecting in between would be refused and exit, so the socket's
+    /// listening state is read from /proc/net/unix (where that is readable).
     async fn wait_for_socket(&mut self) -> Result<(), NotifyError> {
         let started = Instant::now();
         loop {
             if self.socket.exists() {
-                return Ok(());
+                match std::fs::read_to_string("/proc/net/unix") {
+                    Ok(table) if is_listening(&table, &self.socket) => return Ok(()),
+                    Ok(_) => {}
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        return Ok(());
+                    }
+                }
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(self.start_error(format!("exited with {status}")));
@@ -167,6 +189,25 @@ mod tests {
             find_helper(Some(Path::new("/bin/sh"))).unwrap(),
             Path::new("/bin/sh")
         );
+    }
+
+    #[test]
+    fn listening_state_comes_from_the_flags() {
+        let table = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 101 /tmp/ng-a/vhost.sock\n\
+            0000000000000000: 00000002 00000000 00000000 0001 01 102 /tmp/ng-b/vhost.sock\n";
+        assert!(is_listening(table, Path::new("/tmp/ng-a/vhost.sock")));
+        assert!(!is_listening(table, Path::new("/tmp/ng-b/vhost.sock")));
+        assert!(!is_listening(table, Path::new("/tmp/ng-c/vhost.sock")));
+    }
+
+    #[tokio::test]
+    async fn a_unix_listener_is_seen_listening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sock");
+        let _l = tokio::net::UnixListener::bind(&path).unwrap();
+        let table = std::fs::read_to_string("/proc/net/unix").unwrap();
+        assert!(is_listening(&table, &path));
     }
 
     #[tokio::test]
