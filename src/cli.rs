@@ -87,9 +87,10 @@ pub struct Cli {
           default_missing_value = "boot")]
     pub check: Option<CheckScenario>,
 
-    /// With --run or --check: use this image file or build result instead of building.
-    #[arg(long, value_name = "PATH")]
-    pub image: Option<PathBuf>,
+    /// With --run or --check: use this image file or build result instead of building;
+    /// repeatable, paired in order with the -f formats.
+    #[arg(long, value_name = "PATH", action = ArgAction::Append)]
+    pub image: Vec<PathBuf>,
 
     /// With --check: seconds to wait for multi-user [default: scaled by the accelerator].
     #[arg(long, value_name = "SECONDS")]

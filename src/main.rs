@@ -45,13 +45,13 @@ fn run(cli: &Cli) -> Result<(), Exit> {
     let booting = cli.run || cli.check.is_some();
     if booting {
         targets::check_bootable(&request, cli.run)?;
-    } else if cli.image.is_some() {
+    } else if !cli.image.is_empty() {
         return Err(exit::bad_input(
             "--image is for --run or --check: add one of them",
         ));
     }
-    if let Some(image) = &cli.image {
-        return boot::boot(cli, targets::from_image(&request, image, &cwd)?);
+    if !cli.image.is_empty() {
+        return boot::boot(cli, targets::from_images(&request, &cli.image, &cwd)?);
     }
     let Some(built) = build(cli, &request)? else {
         return Ok(());

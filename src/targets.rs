@@ -40,13 +40,28 @@ pub fn check_bootable(request: &BuildRequest, run: bool) -> Result<(), Exit> {
     Ok(())
 }
 
-/// The target for `--image PATH` (one format only).
-pub fn from_image(request: &BuildRequest, image: &Path, cwd: &Path) -> Result<Vec<Target>, Exit> {
-    let [format] = request.formats[..] else {
-        return Err(bad_input(
-            "--image takes exactly one -f FORMAT (the format of that image)",
-        ));
-    };
+/// The targets for `--image PATH...`, paired in order with the `-f` formats.
+pub fn from_images(
+    request: &BuildRequest,
+    images: &[PathBuf],
+    cwd: &Path,
+) -> Result<Vec<Target>, Exit> {
+    if images.len() != request.formats.len() {
+        return Err(bad_input(format!(
+            "{} --image for {} -f: pair each --image with the -f FORMAT of that image, in order",
+            images.len(),
+            request.formats.len()
+        )));
+    }
+    request
+        .formats
+        .iter()
+        .zip(images)
+        .map(|(format, image)| from_image(format, image, cwd))
+        .collect()
+}
+
+fn from_image(format: &'static Format, image: &Path, cwd: &Path) -> Result<Target, Exit> {
     let image = cwd.join(image);
     if !image.exists() {
         return Err(bad_input(format!(
@@ -62,5 +77,5 @@ pub fn from_image(request: &BuildRequest, image: &Path, cwd: &Path) -> Result<Ve
             format.output
         )));
     }
-    Ok(vec![Target { format, image }])
+    Ok(Target { format, image })
 }

@@ -1,0 +1,329 @@
+//! `--check` and `--run` as a user runs them, on the stand-in images (real QEMU boots under
+//! TCG): every good stand-in passes, every broken one fails with its reason, Ctrl-C leaves
+//! nothing behind, and `--run` can be driven from a terminal (tmux).
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use scenarios::source::Standin;
+use serde::Deserialize;
+
+/// One guest-heavy test at a time in this binary (each check may itself run two guests).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+#[derive(Deserialize)]
+struct Manifest {
+    standin: Vec<Standin>,
+}
+
+/// The stand-ins directory (`$NIXGEN_STANDINS`, else `ci/standins/build`) and its manifest.
+fn standins() -> (PathBuf, Vec<Standin>) {
+    let dir = match std::env::var_os("NIXGEN_STANDINS").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/standins/build");
+            let out = Command::new(&script)
+                .stderr(Stdio::inherit())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{} failed: the boot tests need stand-ins",
+                script.display()
+            );
+            PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+        }
+    };
+    let text = std::fs::read_to_string(dir.join("manifest.toml")).unwrap();
+    let manifest: Manifest = toml::from_str(&text).unwrap();
+    (dir, manifest.standin)
+}
+
+fn nixos_generate(tmp: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nixos-generate"));
+    c.env("TMPDIR", tmp).stdin(Stdio::null());
+    c
+}
+
+/// `-f F --image I` for each stand-in, in order.
+fn image_args(dir: &Path, standins: &[&Standin]) -> Vec<String> {
+    standins
+        .iter()
+        .flat_map(|s| {
+            [
+                "-f".into(),
+                s.format.clone(),
+                "--image".into(),
+                dir.join(&s.name).display().to_string(),
+            ]
+        })
+        .collect()
+}
+
+fn json_rows(out: &Output) -> Vec<serde_json::Value> {
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "--json printed no JSON ({e}):\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Nothing of a run is left: no QEMU or helper process, no run directory.
+fn assert_nothing_left(tmp: &Path) {
+    let left: Vec<_> = std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind in TMPDIR: {left:?}");
+    let needle = tmp.to_str().unwrap();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(!cmdline.contains(needle), "process left running: {cmdline}");
+    }
+}
+
+#[test]
+fn every_good_standin_passes_check_in_one_parallel_call() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, all) = standins();
+    let good: Vec<&Standin> = all.iter().filter(|s| s.expect == "multi-user").collect();
+    assert!(
+        good.len() >= 10,
+        "expected the good stand-ins of every bootable format: {good:?}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = nixos_generate(tmp.path())
+        .arg("--check")
+        .arg("--json")
+        .args(image_args(&dir, &good))
+        .output()
+        .unwrap();
+    let rows = json_rows(&out);
+    assert_eq!(rows.len(), good.len());
+    for (row, standin) in rows.iter().zip(&good) {
+        assert_eq!(row["verdict"], "multi-user", "{}: {row:#}", standin.name);
+        assert_eq!(row["format"], standin.format.as_str());
+        let milestones = row["milestones"].as_array().unwrap();
+        assert_eq!(
+            milestones.last().unwrap()["milestone"],
+            "multi-user",
+            "{}: {row:#}",
+            standin.name
+        );
+        let expected_source = if standin.systemd.unwrap_or(0) >= 254 {
+            "vsock"
+        } else {
+            "serial"
+        };
+        assert_eq!(
+            row["readiness_source"], expected_source,
+            "{}: {row:#}",
+            standin.name
+        );
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_nothing_left(tmp.path());
+}
+
+#[test]
+fn every_broken_standin_fails_with_its_reason() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, all) = standins();
+    let broken: Vec<&Standin> = all.iter().filter(|s| s.expect != "multi-user").collect();
+    assert!(
+        broken.len() >= 5,
+        "expected the broken stand-ins: {broken:?}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = nixos_generate(tmp.path())
+        .args(["--check", "--json", "--timeout", "90"])
+        .args(image_args(&dir, &broken))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "did not boot = 3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (row, standin) in json_rows(&out).iter().zip(&broken) {
+        assert_eq!(row["verdict"], "failed", "{}: {row:#}", standin.name);
+        assert_eq!(
+            row["reason"],
+            standin.expect.as_str(),
+            "{}: {row:#}",
+            standin.name
+        );
+        let kept = PathBuf::from(
+            row["run_dir"]
+                .as_str()
+                .expect("a failed run keeps its directory"),
+        );
+        assert!(
+            kept.join("serial.log").is_file(),
+            "{}: {row:#}",
+            standin.name
+        );
+        std::fs::remove_dir_all(&kept).unwrap();
+    }
+    assert_nothing_left(tmp.path());
+}
+
+#[test]
+fn a_failed_check_prints_the_reason_serial_tail_and_run_dir() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, all) = standins();
+    let emergency = all
+        .iter()
+        .find(|s| s.expect == "emergency-mode")
+        .expect("an emergency stand-in");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = nixos_generate(tmp.path())
+        .arg("--check")
+        .args(image_args(&dir, &[emergency]))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("did not boot: emergency-mode"), "{stdout}");
+    assert!(stdout.contains("serial lines --"), "{stdout}");
+    let kept = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("-- run directory kept: "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("no kept run directory in {stdout}"));
+    assert!(Path::new(kept).join("serial.log").is_file());
+    std::fs::remove_dir_all(kept).unwrap();
+}
+
+#[test]
+fn ctrl_c_during_a_check_leaves_nothing_behind() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, all) = standins();
+    let raw_efi = all
+        .iter()
+        .find(|s| s.name == "raw-efi")
+        .expect("the raw-efi stand-in");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = nixos_generate(tmp.path())
+        .arg("--check")
+        .args(image_args(&dir, &[raw_efi]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Interrupt once the guest is running (its run directory holds the serial log).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let started = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .any(|e| std::fs::metadata(e.path().join("serial.log")).is_ok_and(|m| m.len() > 0));
+        if started {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the guest never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_nothing_left(tmp.path());
+}
+
+#[test]
+fn run_is_interactive_from_a_terminal() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, all) = standins();
+    let vm = all
+        .iter()
+        .find(|s| s.name == "vm")
+        .expect("the vm stand-in");
+    let tmp = tempfile::tempdir().unwrap();
+    let session = format!("ng-run-{}", std::process::id());
+    let status_file = tmp.path().join("status");
+    // tmux runs the command through a shell: the arguments are quoted with shell_words.
+    let command = shell_words::join([
+        "env".to_string(),
+        format!("TMPDIR={}", tmp.path().join("run").display()),
+        env!("CARGO_BIN_EXE_nixos-generate").to_string(),
+        "--run".into(),
+        "-f".into(),
+        "vm".into(),
+        "--image".into(),
+        dir.join(&vm.name).display().to_string(),
+    ]) + &format!(
+        "; echo $? > {}",
+        shell_words::quote(status_file.to_str().unwrap())
+    );
+    std::fs::create_dir(tmp.path().join("run")).unwrap();
+    let tmux = |args: &[&str]| Command::new("tmux").args(args).output().unwrap();
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "160",
+        "-y",
+        "50",
+        &command,
+    ]);
+    assert!(
+        started.status.success(),
+        "tmux: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let screen = || {
+        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session, "-S", "-200"]).stdout)
+            .into_owned()
+    };
+    let wait_for = |needle: &str, within: Duration| {
+        let deadline = Instant::now() + within;
+        loop {
+            let text = screen();
+            if text.contains(needle) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = tmux(&["kill-session", "-t", &session]);
+                panic!("{needle:?} never appeared on the terminal:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    wait_for("root@standin", Duration::from_secs(300));
+    tmux(&["send-keys", "-t", &session, "echo answer-$((6*7))", "Enter"]);
+    wait_for("answer-42", Duration::from_secs(60));
+    tmux(&["send-keys", "-t", &session, "C-]"]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !status_file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "--run did not end after Ctrl-]:\n{}",
+            screen()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = tmux(&["kill-session", "-t", &session]);
+    assert_eq!(std::fs::read_to_string(&status_file).unwrap().trim(), "0");
+    std::fs::remove_file(&status_file).unwrap();
+    assert_nothing_left(&tmp.path().join("run"));
+}
