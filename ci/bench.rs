@@ -1,0 +1,182 @@
+//! Boot benchmarks on the stand-in images (run with `ci/bench`; a benchmark, not a test).
+//!
+//! For the raw-efi and vm stand-ins, in the same run and interleaved round by round:
+//! - bare QEMU: a minimal hand-written QEMU command line, timed from spawn to the serial line
+//!   "Reached target multi-user.target";
+//! - the harness deciding from the serial console (notify off);
+//! - the harness deciding from the guest's vsock notify messages.
+//!
+//! It prints the medians and two ratios: harness (serial) / bare QEMU (target: at most 1.05)
+//! and harness (vsock) / harness (serial). Everything runs under TCG, so the KVM probe is
+//! measured once on its own and not inside the boot times.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use harness::{AccelChoice, BootOptions, Machine, NotifyChoice};
+
+const MULTI_USER_LINE: &str = "Reached target multi-user.target";
+const MEMORY_MIB: u32 = 1024;
+const CPUS: u32 = 2;
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let rounds: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(3);
+    let standins =
+        PathBuf::from(std::env::var("NIXGEN_STANDINS").expect("ci/bench sets NIXGEN_STANDINS"));
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+
+    let probe = Instant::now();
+    let accel = runtime.block_on(harness::accel::resolve(AccelChoice::Auto));
+    eprintln!(
+        "KVM probe: chose {accel:?} in {:.2}s (not part of the boot times below)",
+        probe.elapsed().as_secs_f64()
+    );
+
+    println!(
+        "{:<9} {:>6} {:>10} {:>10} {:>10} {:>9} {:>12}",
+        "stand-in", "rounds", "bare QEMU", "harness", "h+vsock", "h/bare", "vsock/serial"
+    );
+    for name in ["raw-efi", "vm"] {
+        let format = formats::registry().get(name).expect("registry format");
+        let image = standins.join(name);
+        let (mut bare, mut serial, mut vsock) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            bare.push(bare_qemu(name, &image));
+            serial.push(runtime.block_on(harness_boot(format, &image, NotifyChoice::Off)));
+            vsock.push(runtime.block_on(harness_boot(format, &image, NotifyChoice::Auto)));
+            eprintln!(
+                "{name} round {}: bare {:.2}s, harness {:.2}s, harness+vsock {:.2}s",
+                round + 1,
+                bare[round].as_secs_f64(),
+                serial[round].as_secs_f64(),
+                vsock[round].as_secs_f64()
+            );
+        }
+        let (b, s, v) = (median(&mut bare), median(&mut serial), median(&mut vsock));
+        let ratio = s.as_secs_f64() / b.as_secs_f64();
+        println!(
+            "{name:<9} {rounds:>6} {:>9.2}s {:>9.2}s {:>9.2}s {:>9.3} {:>12.3}  {}",
+            b.as_secs_f64(),
+            s.as_secs_f64(),
+            v.as_secs_f64(),
+            ratio,
+            v.as_secs_f64() / s.as_secs_f64(),
+            if ratio <= 1.05 {
+                "target met (<= 1.05)"
+            } else {
+                "TARGET MISSED (> 1.05)"
+            }
+        );
+    }
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// The harness from `Machine::start` to its verdict, which must be multi-user.
+async fn harness_boot(format: &formats::Format, image: &Path, notify: NotifyChoice) -> Duration {
+    let opts = BootOptions {
+        accel: AccelChoice::Tcg,
+        memory_mib: MEMORY_MIB,
+        cpus: CPUS,
+        notify,
+        ..Default::default()
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let start = Instant::now();
+    let mut machine = Machine::start(format, image, &opts, tx)
+        .await
+        .expect("the harness starts the stand-in");
+    let verdict = machine.wait_ready().await;
+    let took = start.elapsed();
+    assert!(verdict.is_ready(), "{}: {:?}", format.name, verdict.outcome);
+    machine.finish(true).await;
+    took
+}
+
+/// Bare QEMU: spawn to the multi-user serial line, then kill.
+fn bare_qemu(name: &str, image: &Path) -> Duration {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut command = match name {
+        "raw-efi" => {
+            let vars = tmp.path().join("vars.fd");
+            std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars)
+                .expect("OVMF vars (package ovmf)");
+            let mut c = Command::new("qemu-system-x86_64");
+            c.args([
+                "-machine",
+                "q35,accel=tcg",
+                "-m",
+                &MEMORY_MIB.to_string(),
+                "-smp",
+                &CPUS.to_string(),
+            ])
+            .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
+            .args([
+                "-drive",
+                "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+            ])
+            .arg("-drive")
+            .arg(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ))
+            .arg("-drive")
+            .arg(format!(
+                "file={},if=virtio,format=raw,snapshot=on",
+                image.join("nixos.img").display()
+            ));
+            c
+        }
+        "vm" => {
+            let script = std::fs::read_dir(image.join("bin"))
+                .expect("bin/")
+                .flatten()
+                .next()
+                .expect("run script")
+                .path();
+            let mut c = Command::new(script);
+            c.env(
+                "QEMU_OPTS",
+                format!("-machine accel=tcg -smp {CPUS} -display none -serial stdio"),
+            )
+            .env("NIX_DISK_IMAGE", tmp.path().join("disk.qcow2"))
+            .env("TMPDIR", tmp.path())
+            .env("USE_TMPDIR", "1")
+            .current_dir(tmp.path());
+            c
+        }
+        other => panic!("no bare QEMU command for {other}"),
+    };
+    let start = Instant::now();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("QEMU starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).split(b'\n');
+    let took = loop {
+        match lines.next() {
+            Some(Ok(line)) if String::from_utf8_lossy(&line).contains(MULTI_USER_LINE) => {
+                break start.elapsed()
+            }
+            Some(_) => continue,
+            None => panic!("{name}: bare QEMU ended before {MULTI_USER_LINE:?}"),
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    took
+}
