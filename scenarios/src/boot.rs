@@ -72,7 +72,8 @@ pub struct BootFacts {
     pub readiness_source: String,
     /// The transport's kind (the part before any `:` explanation).
     pub transport: String,
-    /// The vsock target timeline, names only.
+    /// The units of the vsock target timeline, names only, sorted: systemd reaches independent
+    /// targets in parallel, so their order varies from boot to boot; the set does not.
     pub targets: Vec<String>,
     /// The guest's hostname, if reported.
     pub hostname: Option<String>,
@@ -105,7 +106,12 @@ pub fn check(profile: Profile, record: &BootRecord, roots: &Roots) -> Result<Boo
             .unwrap_or_default()
             .trim()
             .to_owned(),
-        targets: record.targets.clone(),
+        targets: {
+            let mut t = record.targets.clone();
+            t.sort();
+            t.dedup();
+            t
+        },
         hostname: record.hostname.clone(),
         qemu_args: qemu_arg_shape(&record.qemu_args, &roots),
     })

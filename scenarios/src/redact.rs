@@ -66,19 +66,30 @@ impl Roots {
     }
 }
 
+/// Options whose value is a setting of the run or of the host, not of the format: memory size,
+/// and the accelerator and CPU model (KVM where it works, TCG elsewhere).
+const RUN_SETTINGS: [(&str, &str); 3] = [("-m", "<mem>"), ("-accel", "<accel>"), ("-cpu", "<cpu>")];
+
 /// The shape of a QEMU command line: known roots named, run-to-run values redacted, and the
-/// memory size after `-m` replaced (it is a setting of the run, not of the format).
+/// values of [`RUN_SETTINGS`] replaced.
 pub fn qemu_arg_shape(args: &[String], roots: &Roots) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
-    let mut after_m = false;
+    let mut placeholder = None;
     for arg in args {
-        if after_m {
-            out.push("<mem>".to_owned());
-            after_m = false;
+        if let Some(p) = placeholder.take() {
+            out.push(p);
             continue;
         }
-        after_m = arg == "-m";
-        out.push(redact(&roots.replace(arg)));
+        placeholder = RUN_SETTINGS
+            .iter()
+            .find(|(opt, _)| opt == arg)
+            .map(|(_, p)| (*p).to_owned());
+        let arg = redact(&roots.replace(arg));
+        // `-machine accel=kvm` spells the accelerator inside the machine option.
+        let arg = arg
+            .replace("accel=kvm", "accel=<accel>")
+            .replace("accel=tcg", "accel=<accel>");
+        out.push(arg);
     }
     out
 }
@@ -115,6 +126,10 @@ mod tests {
             "qemu-system-x86_64",
             "-m",
             "1024",
+            "-accel",
+            "tcg",
+            "-machine",
+            "q35,accel=kvm",
             "-chardev",
             "socket,id=ser,path=/tmp/ng-abc123/serial.sock,server=on,wait=off",
             "-drive",
@@ -132,6 +147,10 @@ mod tests {
                 "qemu-system-x86_64",
                 "-m",
                 "<mem>",
+                "-accel",
+                "<accel>",
+                "-machine",
+                "q35,accel=<accel>",
                 "-chardev",
                 "socket,id=ser,path=<run>/serial.sock,server=on,wait=off",
                 "-drive",

@@ -78,14 +78,17 @@ impl Markers {
     }
 
     fn end_regex(&self) -> Regex {
-        Regex::new(&format!(r"(?m)^__NG_END_{}_(\d+)__$", self.id)).expect("marker regex")
+        Regex::new(&format!(r"__NG_END_{}_(\d+)__", self.id)).expect("marker regex")
     }
 
     /// Extracts the framed output from console text, or `None` while the end marker has not
     /// arrived yet.
     pub fn parse(&self, raw: &str) -> Option<Marked> {
         let text = strip_ansi(raw);
-        let begin = Regex::new(&format!(r"(?m)^__NG_BEGIN_{}__$", self.id)).expect("marker regex");
+        // Not anchored at the line start: with echo off, the output follows the prompt on the
+        // prompt's line. The echoed command shows `__NG_''BEGIN`, which never matches.
+        let begin =
+            Regex::new(&format!(r"(?m)__NG_BEGIN_{}__[ \t]*$", self.id)).expect("marker regex");
         let end = self.end_regex();
         let b = begin.find(&text)?;
         let caps = end.captures_at(&text, b.end())?;
@@ -134,6 +137,20 @@ mod tests {
             Some(Marked {
                 code: 1,
                 output: "degraded".into()
+            })
+        );
+    }
+
+    #[test]
+    fn output_after_the_prompt_and_without_final_newline() {
+        let m = Markers::new(3);
+        let console =
+            "root@standin:~# __NG_BEGIN_3__\r\nID=debian__NG_END_3_0__\r\nroot@standin:~# ";
+        assert_eq!(
+            m.parse(console),
+            Some(Marked {
+                code: 0,
+                output: "ID=debian".into()
             })
         );
     }

@@ -48,13 +48,15 @@ fn answer(cmd: &str, fake: Fake) -> (String, i32) {
     }
 }
 
-/// Starts the fake on a fresh socket; returns its path and the serial log path.
-fn start(fake: Fake, name: &str) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("ng-fake-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let socket = dir.join("serial.sock");
-    let log = dir.join("serial.log");
+/// Starts the fake on a fresh socket; returns its directory (removed on drop), the socket's
+/// path and the serial log's path.
+fn start(fake: Fake) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("ng-fake")
+        .tempdir()
+        .unwrap();
+    let socket = dir.path().join("serial.sock");
+    let log = dir.path().join("serial.log");
     std::fs::write(
         &log,
         "\x1b[0m[  OK  ] Reached target multi-user.target.\r\n",
@@ -67,6 +69,7 @@ fn start(fake: Fake, name: &str) -> (PathBuf, PathBuf) {
         let mut out = stream.try_clone().unwrap();
         let prompt = "\x1b[?2004h\x1b[1;31m[root@standin:~]#\x1b[0m ";
         let mut logged_in = fake.autologin;
+        let mut echo = true;
         let banner = if fake.autologin {
             format!("\r\nstandin login: root (automatic login)\r\n\r\n{prompt}")
         } else {
@@ -87,8 +90,13 @@ fn start(fake: Fake, name: &str) -> (PathBuf, PathBuf) {
                 }
                 continue;
             }
-            // Echo what was typed, as a terminal would.
-            out.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+            // Echo what was typed, as a terminal would, until `stty -echo`.
+            if echo {
+                out.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+            }
+            if line.contains("stty -echo") {
+                echo = false;
+            }
             if let Some(c) = framed.captures(&line) {
                 let (text, code) = answer(&c[2], fake);
                 let id = &c[1];
@@ -100,7 +108,7 @@ fn start(fake: Fake, name: &str) -> (PathBuf, PathBuf) {
             out.write_all(prompt.as_bytes()).unwrap();
         }
     });
-    (socket, log)
+    (dir, socket, log)
 }
 
 fn budget() -> console::Budget {
@@ -113,13 +121,10 @@ fn budget() -> console::Budget {
 
 #[test]
 fn console_on_an_autologin_guest() {
-    let (socket, _) = start(
-        Fake {
-            autologin: true,
-            degraded: false,
-        },
-        "auto",
-    );
+    let (_dir, socket, _) = start(Fake {
+        autologin: true,
+        degraded: false,
+    });
     let facts = console::run(&socket, budget()).unwrap();
     assert_eq!(facts.login, Login::Autologin);
     assert_eq!(facts.system_state, "running");
@@ -133,13 +138,10 @@ fn console_on_an_autologin_guest() {
 
 #[test]
 fn console_logs_in_as_root_when_asked() {
-    let (socket, _) = start(
-        Fake {
-            autologin: false,
-            degraded: false,
-        },
-        "login",
-    );
+    let (_dir, socket, _) = start(Fake {
+        autologin: false,
+        degraded: false,
+    });
     let facts = console::run(&socket, budget()).unwrap();
     assert_eq!(facts.login, Login::Root);
     assert_eq!(facts.system_state, "running");
@@ -147,13 +149,10 @@ fn console_logs_in_as_root_when_asked() {
 
 #[test]
 fn a_degraded_system_fails_naming_its_failed_units() {
-    let (socket, _) = start(
-        Fake {
-            autologin: true,
-            degraded: true,
-        },
-        "degraded",
-    );
+    let (_dir, socket, _) = start(Fake {
+        autologin: true,
+        degraded: true,
+    });
     let err = console::run(&socket, budget()).unwrap_err();
     assert!(err.contains("degraded"), "{err}");
     assert!(
@@ -164,13 +163,10 @@ fn a_degraded_system_fails_naming_its_failed_units() {
 
 #[test]
 fn install_iso_finds_prompt_and_tools() {
-    let (socket, log) = start(
-        Fake {
-            autologin: true,
-            degraded: false,
-        },
-        "iso",
-    );
+    let (_dir, socket, log) = start(Fake {
+        autologin: true,
+        degraded: false,
+    });
     let facts = install_iso::run(&socket, &log, budget()).unwrap();
     assert_eq!(facts.login_prompt, "standin login: root (automatic login)");
     assert_eq!(
