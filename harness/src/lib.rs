@@ -39,7 +39,7 @@ pub use verdict::{
 };
 
 /// How long [`check`] lets a ready guest power off before killing it.
-pub const POWERDOWN_BUDGET: Duration = Duration::from_secs(20);
+pub const POWERDOWN_BUDGET: Duration = Duration::from_secs(8);
 
 /// Boots, waits for the verdict, powers a ready guest off (killing it after
 /// [`POWERDOWN_BUDGET`]) and cleans up; the run directory is kept on failure or `opts.keep`

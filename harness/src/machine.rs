@@ -35,8 +35,9 @@ pub struct Machine {
     path: PathBuf,
     serial_sock: PathBuf,
     qmp_events: UnboundedReceiver<QmpEvent>,
-    serial: LogTail,
-    firmware_log: LogTail,
+    /// Console sources: SeaBIOS's debug console, the serial log, and QEMU's stdout (a run
+    /// script may put the first serial port on stdio, e.g. `-nographic -serial mon:stdio`).
+    consoles: [LogTail; 3],
     judge: Judge,
     started: Instant,
     accel: Accel,
@@ -108,8 +109,11 @@ impl Machine {
             qemu: Some(qemu),
             judge: Judge::new(!notify.transport().is_serial_only()),
             notify: Some(notify),
-            serial: LogTail::new(&dir.join("serial.log")),
-            firmware_log: LogTail::new(&dir.join("firmware.log")),
+            consoles: [
+                LogTail::new(&dir.join("firmware.log")),
+                LogTail::new(&dir.join("serial.log")),
+                LogTail::new(&dir.join("qemu.stdout")),
+            ],
             run_dir: Some(run_dir),
             serial_sock: dir.join("serial.sock"),
             path: dir,
@@ -190,7 +194,7 @@ impl Machine {
     /// Feeds every source into the judge until it decides.
     async fn decide(&mut self) -> Decision {
         let deadline = tokio::time::Instant::from_std(self.started + self.timeout);
-        let mut last_partial = String::new();
+        let mut last_partial: [String; 3] = Default::default();
         loop {
             let at = self.started.elapsed();
             let decision = tokio::select! {
@@ -229,19 +233,18 @@ impl Machine {
     }
 
     /// Reads the console and firmware logs and feeds what is new to the judge.
-    fn drain_console(&mut self, last_partial: &mut String) -> Option<Decision> {
+    fn drain_console(&mut self, last_partial: &mut [String; 3]) -> Option<Decision> {
         let at = self.started.elapsed();
-        let mut lines = self.firmware_log.read_lines();
-        lines.extend(self.serial.read_lines());
         let mut decision = None;
-        for line in lines {
-            let _ = self.progress.send(Event::Serial(line.clone()));
-            decision = decision.or_else(|| self.judge.feed(Signal::Line(&line), at));
-        }
-        for tail in [self.serial.partial(), self.firmware_log.partial()] {
-            if !tail.trim().is_empty() && tail != *last_partial {
+        for (console, last) in self.consoles.iter_mut().zip(last_partial.iter_mut()) {
+            for line in console.read_lines() {
+                let _ = self.progress.send(Event::Serial(line.clone()));
+                decision = decision.or_else(|| self.judge.feed(Signal::Line(&line), at));
+            }
+            let tail = console.partial();
+            if !tail.trim().is_empty() && tail != *last {
                 decision = decision.or_else(|| self.judge.feed(Signal::Partial(&tail), at));
-                *last_partial = tail;
+                *last = tail;
             }
         }
         decision

@@ -85,7 +85,10 @@ async fn boot_one(dir: &Path, s: &Standin) -> Result<String, String> {
     let before = hash_file.as_deref().map(sha256);
 
     let run_dir = Arc::new(Mutex::new(None));
-    let clock = LineClock::start(run_dir.clone(), &["serial.log", "firmware.log"]);
+    let clock = LineClock::start(
+        run_dir.clone(),
+        &["serial.log", "firmware.log", "qemu.stdout"],
+    );
     let seen = Arc::new(Mutex::new(Seen::default()));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let (seen2, run_dir2) = (seen.clone(), run_dir.clone());

@@ -51,7 +51,7 @@ const MILESTONES: &[(MilestoneKind, &str)] = &[
     ),
     (
         MilestoneKind::Bootloader,
-        r"GNU GRUB|Welcome to GRUB|Booting `|Loading Linux|ISOLINUX|SYSLINUX|systemd-boot",
+        r"GNU GRUB|Welcome to GRUB|Booting `|Loading Linux|ISOLINUX|SYSLINUX|systemd-boot|Booting from (Hard Disk|DVD/CD)",
     ),
     (
         MilestoneKind::Systemd,
