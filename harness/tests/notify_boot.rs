@@ -215,8 +215,7 @@ async fn boot(chan: &mut NotifyChannel, name: &str, kernel_extra: &str, until: U
         log: Vec::new(),
         serial_multi_user: None,
         serial_tail: Default::default(),
-        serial_log: std::env::temp_dir()
-            .join(format!("notify-boot-{}.serial.log", std::process::id())),
+        serial_log: std::env::temp_dir().join(format!("notify-boot-{name}.serial.log")),
         stderr: String::new(),
         exited_early: false,
     };
