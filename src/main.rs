@@ -51,7 +51,7 @@ fn run(cli: &Cli) -> Result<(), Exit> {
         ));
     }
     if !cli.image.is_empty() {
-        return boot::boot(cli, targets::from_images(&request, &cli.image, &cwd)?);
+        return boot::boot(cli, targets::from_images(&cli.formats, &cli.image, &cwd)?);
     }
     let Some(built) = build(cli, &request)? else {
         return Ok(());

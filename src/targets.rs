@@ -40,24 +40,25 @@ pub fn check_bootable(request: &BuildRequest, run: bool) -> Result<(), Exit> {
     Ok(())
 }
 
-/// The targets for `--image PATH...`, paired in order with the `-f` formats.
-pub fn from_images(
-    request: &BuildRequest,
-    images: &[PathBuf],
-    cwd: &Path,
-) -> Result<Vec<Target>, Exit> {
-    if images.len() != request.formats.len() {
+/// The targets for `--image PATH...`, paired in order with the `-f` names as given (a format
+/// may repeat here: several images of one format).
+pub fn from_images(names: &[String], images: &[PathBuf], cwd: &Path) -> Result<Vec<Target>, Exit> {
+    if images.len() != names.len() {
         return Err(bad_input(format!(
             "{} --image for {} -f: pair each --image with the -f FORMAT of that image, in order",
             images.len(),
-            request.formats.len()
+            names.len()
         )));
     }
-    request
-        .formats
+    names
         .iter()
         .zip(images)
-        .map(|(format, image)| from_image(format, image, cwd))
+        .map(|(name, image)| {
+            let format = formats::registry()
+                .get(name)
+                .ok_or_else(|| crate::request::unknown_format(name))?;
+            from_image(format, image, cwd)
+        })
         .collect()
 }
 

@@ -172,6 +172,26 @@ fn bad_input_exits_2_with_one_line() {
         (vec!["--format-path", "nope.nix"], "nope.nix"),
         (vec!["-f", "raw", "--disk-size", "8G"], "--disk-size"),
         (vec!["--flake", "./nowhere#x", "-f", "iso"], "nowhere"),
+        (
+            vec!["-f", "iso", "--image", "x.iso"],
+            "--image is for --run or --check",
+        ),
+        (
+            vec!["-f", "iso", "--check", "--image", "nope.iso"],
+            "nope.iso: no such file",
+        ),
+        (
+            vec!["-f", "iso", "-f", "vm", "--check", "--image", "a"],
+            "1 --image for 2 -f",
+        ),
+        (
+            vec!["-f", "amazon", "--check"],
+            "format amazon cannot be booted here",
+        ),
+        (
+            vec!["-f", "iso", "-f", "vm", "--run"],
+            "--run boots one format",
+        ),
     ] {
         let out = sb.run(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
