@@ -53,7 +53,6 @@ rustPlatform.buildRustPackage {
     cargo test --offline -p nixos-generate --bins --test cli --test readme
     cargo test --offline -p formats
     cargo test --offline -p harness -p scenarios --lib
-    sh formats/tests/nix/run.sh
     runHook postCheck
   '';
 
