@@ -116,6 +116,22 @@ async fn a_silent_connection_is_closed_and_yields_nothing() {
 }
 
 #[tokio::test]
+async fn a_reused_run_directory_works() {
+    let dir = run_dir();
+    let first = open(&dir, ReadLimits::default()).await;
+    first.close().await;
+    // The sockets of the first channel are still there; a second channel replaces them.
+    let mut second = open(&dir, ReadLimits::default()).await;
+    let path = listen_path(&second);
+    send_like_pid1(&path, "X_SYSTEMD_HOSTNAME=again").await;
+    let msg = tokio::time::timeout(Duration::from_secs(2), second.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg.hostname(), Some("again"));
+}
+
+#[tokio::test]
 async fn dropping_the_channel_kills_the_helper() {
     let dir = run_dir();
     let chan = open(&dir, ReadLimits::default()).await;

@@ -210,6 +210,10 @@ impl NotifyChannel {
                 });
             }
         }
+        // A reused run directory may hold sockets of an earlier run: nobody listens there.
+        for path in [&vhost_socket, &listen] {
+            remove_stale_socket(path)?;
+        }
         let listener = tokio::net::UnixListener::bind(&listen)
             .map_err(|e| NotifyError::io(format!("listen on {}", listen.display()), e))?;
         let helper = Helper::start(
@@ -318,6 +322,17 @@ impl NotifyChannel {
         if let Some(helper) = self.helper.take() {
             helper.stop().await;
         }
+    }
+}
+
+/// Removes `path` if it is a unix socket (left by an earlier run); anything else is left alone
+/// (binding then fails with a clear error).
+fn remove_stale_socket(path: &Path) -> Result<(), NotifyError> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)
+            .map_err(|e| NotifyError::io(format!("remove stale {}", path.display()), e)),
+        _ => Ok(()),
     }
 }
 
