@@ -134,7 +134,8 @@ async fn a_reused_run_directory_works() {
 #[tokio::test]
 async fn dropping_the_channel_kills_the_helper() {
     let dir = run_dir();
-    let chan = open(&dir, ReadLimits::default()).await;
+    let mut chan = open(&dir, ReadLimits::default()).await;
+    assert_eq!(chan.helper_exited(), None);
     let pid = chan.helper_pid().expect("a helper runs");
     let proc = PathBuf::from(format!("/proc/{pid}/stat"));
     assert!(proc.exists());

@@ -165,6 +165,11 @@ impl Helper {
         self.child.id()
     }
 
+    /// The helper's exit status if it has exited (it should run as long as the guest does).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Kills the helper and waits for it.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;

@@ -313,6 +313,12 @@ impl NotifyChannel {
         self.helper.as_ref().and_then(|h| h.pid())
     }
 
+    /// The helper's exit status if it died (transport 2): then no more messages can arrive,
+    /// and its log ([`Self::helper_log`]) says why.
+    pub fn helper_exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.helper.as_mut().and_then(Helper::exited)
+    }
+
     /// Stops the listener and kills and reaps the helper. Dropping does the same without
     /// waiting for the helper to be reaped.
     pub async fn close(mut self) {
