@@ -64,7 +64,7 @@ const MILESTONES: &[(MilestoneKind, &str)] = &[
 ];
 
 /// A boot loader or firmware prompt, at the end of the text (no newline follows a prompt).
-const PROMPT: &str = r"(^|\s)(grub>|grub rescue>|Shell>)\s*$";
+const PROMPT: &str = r"(^|[\s>])(grub>|grub rescue>|Shell>)\s*$";
 /// The Debian initramfs shell prompt.
 const INITRAMFS_PROMPT: &str = r"^\(initramfs\)\s*$";
 
@@ -90,7 +90,8 @@ fn patterns() -> &'static Patterns {
         ovmf_failed: Regex::new(r"BdsDxe: failed to load|Boot Failed\.").expect("valid"),
         ovmf_shell: Regex::new(r#"BdsDxe: (loading|starting) Boot[0-9A-F]+ "EFI Internal Shell"|UEFI Interactive Shell"#)
             .expect("valid"),
-        grub_rescue: Regex::new(r"Entering rescue mode\.\.\.").expect("valid"),
+        grub_rescue: Regex::new(r"Entering rescue mode\.\.\.|Minimal BASH-like line editing is supported")
+            .expect("valid"),
     })
 }
 
@@ -299,6 +300,10 @@ mod tests {
             d.partial("Shell> "),
             Some(Finding::Failed(Reason::BootloaderStuck))
         );
+        assert_eq!(
+            d.partial("grub>grub>  "),
+            Some(Finding::Failed(Reason::BootloaderStuck))
+        );
         assert_eq!(d.partial("standin login: "), None);
         assert_eq!(d.partial("root@standin:~# "), None);
     }
@@ -318,6 +323,14 @@ mod tests {
         );
         assert_eq!(
             last(&["error: no such device: root.", "Entering rescue mode..."]),
+            Some(Finding::Failed(Reason::BootloaderStuck))
+        );
+        // GRUB fell back to its command line after failing to load the kernel.
+        assert_eq!(
+            last(&[
+                "error: you need to load the kernel first.",
+                "   Minimal BASH-like line editing is supported. For the first word, TAB   ",
+            ]),
             Some(Finding::Failed(Reason::BootloaderStuck))
         );
     }
