@@ -15,8 +15,16 @@ use nix::unistd::Pid;
 fn example_binary() -> PathBuf {
     // target/<profile>/deps/<this test> -> target/<profile>/examples/check
     let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe.parent().and_then(|d| d.parent()).expect("target dir").join("examples/check");
-    assert!(bin.is_file(), "{} not built (cargo test builds examples)", bin.display());
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("examples/check");
+    assert!(
+        bin.is_file(),
+        "{} not built (cargo test builds examples)",
+        bin.display()
+    );
     bin
 }
 
@@ -44,7 +52,10 @@ async fn sigint_kills_the_process_group_and_removes_the_run_dir() {
         if ev["event"] == "milestone" && ev["data"]["kind"] == "kernel" {
             break;
         }
-        assert_ne!(ev["event"], "verdict", "the guest finished before the interrupt: {line}");
+        assert_ne!(
+            ev["event"], "verdict",
+            "the guest finished before the interrupt: {line}"
+        );
     }
     let run_dir = run_dir.expect("a started event with the run dir");
     let needle = run_dir.to_string_lossy().into_owned();
@@ -58,13 +69,20 @@ async fn sigint_kills_the_process_group_and_removes_the_run_dir() {
         if let Some(s) = child.try_wait().expect("wait for the example") {
             break s;
         }
-        assert!(t0.elapsed() < Duration::from_secs(15), "the example ignored SIGINT");
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "the example ignored SIGINT"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     // Let the reparented children be reaped by init.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(status.code(), Some(130), "exit status after SIGINT");
-    assert!(!run_dir.exists(), "run directory {} left behind", run_dir.display());
+    assert!(
+        !run_dir.exists(),
+        "run directory {} left behind",
+        run_dir.display()
+    );
     let left = processes_mentioning(&needle);
     assert!(left.is_empty(), "processes left: {left:?}");
     for g in groups {
