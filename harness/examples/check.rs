@@ -1,6 +1,6 @@
 //! Boots one image and prints the progress events and the verdict as JSON lines.
 //!
-//! `cargo run -p harness --example check -- FORMAT IMAGE [--timeout SECS] [--tcg] [--keep]
+//! `cargo run -p harness --example check -- FORMAT IMAGE [--timeout SECS] [--tcg] [--bios] [--keep]
 //! [--notify-off] [-- EXTRA QEMU ARGS...]`. Ctrl-C (SIGINT) stops the guest and removes the
 //! run directory. Exit status: 0 ready, 1 failed boot, 2 harness error, 130 interrupted.
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 use harness::{AccelChoice, BootOptions, Event, Machine, NotifyChoice};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: check FORMAT IMAGE [--timeout SECS] [--tcg] [--keep] [--notify-off] [-- QEMU ARGS...]");
+    eprintln!("usage: check FORMAT IMAGE [--timeout SECS] [--tcg] [--bios] [--keep] [--notify-off] [-- QEMU ARGS...]");
     ExitCode::from(2)
 }
 
@@ -29,6 +29,7 @@ async fn main() -> ExitCode {
                 None => return usage(),
             },
             "--tcg" => opts.accel = AccelChoice::Tcg,
+            "--bios" => opts.iso_firmware = harness::IsoFirmware::Bios,
             "--keep" => opts.keep = true,
             "--notify-off" => opts.notify = NotifyChoice::Off,
             "--" => opts.extra_qemu_args.extend(args.by_ref()),

@@ -18,6 +18,7 @@ pub mod detect;
 mod error;
 pub mod firmware;
 pub mod image;
+mod launch;
 mod machine;
 pub mod notify;
 pub mod options;

@@ -8,16 +8,17 @@ use std::time::{Duration, Instant};
 use formats::Format;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
-use crate::accel::{self, QEMU};
+use crate::accel;
 use crate::detect::{Decision, Judge, Signal};
-use crate::image::{self, Bootable};
+use crate::image;
+use crate::launch::launch_for;
 use crate::notify::{NotifyChannel, NotifyOptions};
-use crate::options::{BootOptions, IsoFirmware};
-use crate::qemu::{tail, Launch, QemuProcess};
+use crate::options::BootOptions;
+use crate::qemu::{tail, QemuProcess};
 use crate::qmp::{Qmp, QmpEvent};
 use crate::rundir::RunDir;
 use crate::serial::LogTail;
-use crate::{firmware, profile, Accel, Event, Evidence, HarnessError, Outcome, Reason, Verdict};
+use crate::{Accel, Event, Evidence, HarnessError, Outcome, Reason, Verdict};
 
 /// How often the console log is read.
 const POLL: Duration = Duration::from_millis(20);
@@ -332,71 +333,4 @@ async fn connect_qmp(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// The program, arguments and environment for one boot.
-fn launch_for(
-    bootable: &Bootable,
-    format: &Format,
-    opts: &BootOptions,
-    accel: Accel,
-    dir: &Path,
-) -> Result<Launch, HarnessError> {
-    let ovmf = || -> Result<(firmware::Ovmf, PathBuf), HarnessError> {
-        let ovmf = firmware::locate(opts.firmware.as_deref())?;
-        let vars = dir.join("vars.fd");
-        firmware::private_vars(&ovmf, &vars)?;
-        Ok((ovmf, vars))
-    };
-    let mut args = Vec::new();
-    let (program, env) = match bootable {
-        Bootable::Runner(script) => {
-            args.extend(profile::channels(dir, opts.display));
-            args.extend(profile::runner_args(opts.memory_mib, opts.cpus));
-            (script.clone(), profile::runner_env(dir, accel))
-        }
-        other => {
-            args.extend(profile::machine(accel, opts.memory_mib, opts.cpus));
-            args.extend(profile::channels(dir, opts.display));
-            args.extend(match other {
-                Bootable::Disk {
-                    path,
-                    format: driver,
-                    snapshot,
-                } => {
-                    if format.profile == formats::Profile::EfiDisk {
-                        let (o, vars) = ovmf()?;
-                        profile::efi_disk(&o, &vars, path, driver, *snapshot)
-                    } else {
-                        profile::bios_disk(dir, path, driver, *snapshot)
-                    }
-                }
-                Bootable::Iso(iso) => match opts.iso_firmware {
-                    IsoFirmware::Uefi => {
-                        let (o, vars) = ovmf()?;
-                        profile::iso_uefi(&o, &vars, iso)
-                    }
-                    IsoFirmware::Bios => profile::iso_bios(dir, iso),
-                },
-                Bootable::Kernel {
-                    kernel,
-                    initrd,
-                    cmdline,
-                } => profile::kexec(kernel, initrd, cmdline),
-                Bootable::Runner(_) => Vec::new(),
-            });
-            // QEMU's own temporary files (the snapshot overlay) go into the run directory.
-            (
-                PathBuf::from(QEMU),
-                vec![("TMPDIR".to_string(), dir.to_string_lossy().into_owned())],
-            )
-        }
-    };
-    args.extend(opts.extra_qemu_args.iter().cloned());
-    Ok(Launch {
-        program,
-        args,
-        env,
-        cwd: dir.to_path_buf(),
-    })
 }

@@ -1,0 +1,189 @@
+//! The command of one boot: QEMU with the profile's arguments, or a VM run script with its
+//! environment, plus the channels every run has and the user's extra arguments.
+
+use std::path::{Path, PathBuf};
+
+use formats::Format;
+
+use crate::accel::QEMU;
+use crate::image::Bootable;
+use crate::options::{BootOptions, IsoFirmware};
+use crate::qemu::Launch;
+use crate::{firmware, profile, Accel, HarnessError};
+
+/// The program, arguments and environment for one boot.
+pub(crate) fn launch_for(
+    bootable: &Bootable,
+    format: &Format,
+    opts: &BootOptions,
+    accel: Accel,
+    dir: &Path,
+) -> Result<Launch, HarnessError> {
+    let ovmf = || -> Result<(firmware::Ovmf, PathBuf), HarnessError> {
+        let ovmf = firmware::locate(opts.firmware.as_deref())?;
+        let vars = dir.join("vars.fd");
+        firmware::private_vars(&ovmf, &vars)?;
+        Ok((ovmf, vars))
+    };
+    let mut args = Vec::new();
+    let (program, env) = match bootable {
+        Bootable::Runner(script) => {
+            args.extend(profile::channels(dir, opts.display));
+            args.extend(profile::runner_args(opts.memory_mib, opts.cpus));
+            (script.clone(), profile::runner_env(dir, accel))
+        }
+        other => {
+            args.extend(profile::machine(accel, opts.memory_mib, opts.cpus));
+            args.extend(profile::channels(dir, opts.display));
+            args.extend(match other {
+                Bootable::Disk {
+                    path,
+                    format: driver,
+                    snapshot,
+                } => {
+                    if format.profile == formats::Profile::EfiDisk {
+                        let (o, vars) = ovmf()?;
+                        profile::efi_disk(&o, &vars, path, driver, *snapshot)
+                    } else {
+                        profile::bios_disk(dir, path, driver, *snapshot)
+                    }
+                }
+                Bootable::Iso(iso) => match opts.iso_firmware {
+                    IsoFirmware::Uefi => {
+                        let (o, vars) = ovmf()?;
+                        profile::iso_uefi(&o, &vars, iso)
+                    }
+                    IsoFirmware::Bios => profile::iso_bios(dir, iso),
+                },
+                Bootable::Kernel {
+                    kernel,
+                    initrd,
+                    cmdline,
+                } => profile::kexec(kernel, initrd, cmdline),
+                Bootable::Runner(_) => Vec::new(),
+            });
+            // QEMU's own temporary files (the snapshot overlay) go into the run directory.
+            (
+                PathBuf::from(QEMU),
+                vec![("TMPDIR".to_string(), dir.to_string_lossy().into_owned())],
+            )
+        }
+    };
+    args.extend(opts.extra_qemu_args.iter().cloned());
+    Ok(Launch {
+        program,
+        args,
+        env,
+        cwd: dir.to_path_buf(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(name: &str) -> &'static Format {
+        formats::registry().get(name).expect("registry format")
+    }
+
+    #[test]
+    fn runner_launch_runs_the_script_in_the_run_dir_with_our_channels() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = BootOptions {
+            extra_qemu_args: vec!["-snapshot".into()],
+            ..BootOptions::default()
+        };
+        let script = PathBuf::from("/result/bin/run-standin-vm");
+        let l = launch_for(
+            &Bootable::Runner(script.clone()),
+            fmt("vm"),
+            &opts,
+            Accel::Tcg,
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(l.program, script);
+        assert_eq!(l.cwd, dir.path());
+        assert!(l
+            .env
+            .contains(&("QEMU_OPTS".into(), "-machine accel=tcg".into())));
+        assert!(l.args.contains(&"chardev:ser0".to_string()));
+        assert!(
+            !l.args.contains(&"-machine".to_string()),
+            "the script picks its machine"
+        );
+        assert_eq!(l.args.last().map(String::as_str), Some("-snapshot"));
+    }
+
+    #[test]
+    fn efi_disk_launch_copies_vars_and_protects_the_image() {
+        if firmware::locate(None).is_err() {
+            // Without OVMF installed the one-line error is the expected result.
+            let dir = tempfile::tempdir().unwrap();
+            let b = Bootable::Disk {
+                path: "/i.img".into(),
+                format: "raw".into(),
+                snapshot: true,
+            };
+            let e = launch_for(
+                &b,
+                fmt("raw-efi"),
+                &BootOptions::default(),
+                Accel::Tcg,
+                dir.path(),
+            );
+            assert!(e.unwrap_err().to_string().contains("ovmf"));
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let b = Bootable::Disk {
+            path: "/i.img".into(),
+            format: "raw".into(),
+            snapshot: true,
+        };
+        let l = launch_for(
+            &b,
+            fmt("raw-efi"),
+            &BootOptions::default(),
+            Accel::Tcg,
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(l.program, PathBuf::from(QEMU));
+        assert!(dir.path().join("vars.fd").is_file());
+        assert!(l
+            .args
+            .iter()
+            .any(|a| a.contains("if=pflash") && a.contains("readonly=on")));
+        assert!(l
+            .args
+            .iter()
+            .any(|a| a.starts_with("file=/i.img,format=raw,") && a.ends_with("snapshot=on")));
+        assert!(l
+            .env
+            .contains(&("TMPDIR".into(), dir.path().to_string_lossy().into_owned())));
+    }
+
+    #[test]
+    fn kexec_launch_boots_the_kernel_directly() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Bootable::Kernel {
+            kernel: "/r/bzImage".into(),
+            initrd: "/r/initrd".into(),
+            cmdline: "init=/x".into(),
+        };
+        let l = launch_for(
+            &b,
+            fmt("kexec"),
+            &BootOptions::default(),
+            Accel::Tcg,
+            dir.path(),
+        )
+        .unwrap();
+        assert!(l
+            .args
+            .windows(2)
+            .any(|w| w[0] == "-kernel" && w[1] == "/r/bzImage"));
+        assert!(!l.args.iter().any(|a| a.contains("pflash")));
+    }
+}
