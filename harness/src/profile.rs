@@ -27,8 +27,11 @@ pub fn machine(accel: Accel, memory_mib: u32, cpus: u32) -> Vec<String> {
         Accel::Tcg => "max",
     };
     vec![
+        // i440fx: disks and CD-ROMs on PIIX IDE, whose driver (ata_piix) is in NixOS's default
+        // initrd modules and in every Debian kernel flavour (the cloud kernel of bookworm has
+        // no AHCI driver).
         s("-machine"),
-        s("q35"),
+        s("pc"),
         s("-accel"),
         s(accel.name()),
         s("-cpu"),
@@ -97,7 +100,7 @@ pub fn uefi(ovmf: &Ovmf, vars: &Path) -> Vec<String> {
     ]
 }
 
-/// The disk under test on the AHCI controller, first in boot order. `snapshot=on` puts a
+/// The disk under test on the IDE controller, first in boot order. `snapshot=on` puts a
 /// qcow2 overlay (backed by the image, with its block driver `format`) in QEMU's TMPDIR, the
 /// run directory: the image is never written and starting costs the same for any size.
 pub fn disk(image: &Path, format: &str, snapshot: bool) -> Vec<String> {
