@@ -39,18 +39,52 @@ customise_root() {
     # Root without a password, logged in automatically on the serial console.
     sed -i 's/^root:[^:]*:/root::/' "$r/etc/shadow"
     mkdir -p "$r/etc/systemd/system/serial-getty@ttyS0.service.d" "$r/etc/systemd/system/getty.target.wants"
+    # The serial getty starts only after multi-user.target is reached. Measured: with the usual
+    # ordering (getty.target before multi-user.target, serial-getty@ is Type=idle) systemd's last
+    # status lines, "Reached target multi-user.target" among them, were often missing from the
+    # serial log once the getty had the console (systemd's vhangup/reset of the tty and agetty's
+    # flush). So: no getty-generator instance, no getty.target link; standin-serial-getty.service
+    # (no default dependencies, so multi-user.target is not ordered after it) starts it later.
+    mkdir -p "$r/etc/systemd/system-generators" "$r/etc/systemd/system/multi-user.target.wants"
+    ln -sf /dev/null "$r/etc/systemd/system-generators/systemd-getty-generator"
+    cat >"$r/usr/local/sbin/standin-autologin" <<'SH'
+#!/bin/sh
+# Stand-in: root autologin on the serial console, once the console's output has drained.
+sleep 1
+exec /sbin/agetty -o '-p -f -- \u' --noclear --keep-baud --autologin root 115200,57600,38400,9600 - "${TERM:-vt220}"
+SH
+    chmod 0755 "$r/usr/local/sbin/standin-autologin"
     cat >"$r/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf" <<'UNIT'
 [Service]
+TTYVHangup=no
+TTYReset=no
 ExecStart=
-ExecStart=-/sbin/agetty -o '-f -p -- \\u' --keep-baud --autologin root 115200,57600,38400,9600 - $TERM
+ExecStart=-/usr/local/sbin/standin-autologin
 UNIT
-    ln -sf /lib/systemd/system/serial-getty@.service \
-        "$r/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service"
+    cat >"$r/etc/systemd/system/standin-serial-getty.service" <<'UNIT'
+[Unit]
+Description=Stand-in: serial getty on ttyS0 once multi-user.target is reached
+DefaultDependencies=no
+After=multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart=/bin/systemctl start --no-block serial-getty@ttyS0.service
+UNIT
+    ln -sf ../standin-serial-getty.service "$r/etc/systemd/system/multi-user.target.wants/standin-serial-getty.service"
     ln -sf /lib/systemd/system/multi-user.target "$r/etc/systemd/system/default.target"
     # No fsck at boot (fstab pass 0) and no waiting for a network.
     printf '# stand-in root file system\nLABEL=nixos / ext4 rw,noatime 0 0\n' >"$r/etc/fstab"
-    : >"$r/etc/machine-id"
+    # A fixed machine id: an empty one makes every boot a first boot (presets, slower).
+    echo 5374616e64696e2d6e69786f7367656e >"$r/etc/machine-id"
     rm -f "$r/var/lib/dbus/machine-id"
+    # Mark /etc and /var up to date, or ldconfig and the journal catalogue run at every boot.
+    touch "$r/etc/.updated" "$r/var/.updated"
+    # Timers that do nothing useful in a test guest.
+    local t
+    for t in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer fstrim.timer; do
+        ln -sf /dev/null "$r/etc/systemd/system/$t"
+    done
 }
 
 # kernel_of DIR / initrd_of DIR: the one kernel and initramfs of a root file system.
