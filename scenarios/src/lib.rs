@@ -18,7 +18,9 @@ pub mod poweroff;
 pub mod redact;
 pub mod serial;
 pub mod source;
+pub mod summary;
 pub mod text;
+pub mod threads;
 
 pub use pairing::{scenarios_for, Scenario};
 

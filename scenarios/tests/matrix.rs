@@ -16,10 +16,6 @@
 mod machine;
 #[path = "matrix/snapshot.rs"]
 mod snapshot;
-#[path = "matrix/summary.rs"]
-mod summary;
-#[path = "matrix/threads.rs"]
-mod threads;
 
 use std::{
     path::{Path, PathBuf},
@@ -33,9 +29,9 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use scenarios::{
     scenarios_for,
     source::{Images, SourceKind},
-    Scenario,
+    summary::{Status, Summary},
+    threads, Scenario,
 };
-use summary::{Status, Summary};
 
 /// What the trials share: the image source (resolved once, by the first trial that runs) and
 /// the summary.

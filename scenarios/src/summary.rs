@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, sync::Mutex, time::Duration};
 
-use scenarios::Scenario;
+use crate::Scenario;
 
 /// How one trial ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,5 +81,44 @@ impl Summary {
             wall.as_secs_f64()
         ));
         Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_shows_every_recorded_cell_and_totals() {
+        let summary = Summary::default();
+        assert!(summary.table(Duration::ZERO).is_none());
+        summary.record(
+            "raw-efi",
+            Scenario::Boot,
+            Status::Pass,
+            Duration::from_secs(21),
+        );
+        summary.record(
+            "raw-efi",
+            Scenario::Poweroff,
+            Status::Fail,
+            Duration::from_secs(80),
+        );
+        summary.record("docker", Scenario::Boot, Status::Ignored, Duration::ZERO);
+        let table = summary.table(Duration::from_secs(101)).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("format"), "{table}");
+        assert!(
+            lines[1].starts_with("docker") && lines[1].contains("ignored"),
+            "{table}"
+        );
+        assert!(
+            lines[2].contains("pass   21s") && lines[2].contains("FAIL   80s"),
+            "{table}"
+        );
+        assert!(
+            lines[3].starts_with("1 passed, 1 failed, 1 ignored"),
+            "{table}"
+        );
     }
 }
