@@ -99,9 +99,14 @@ pub async fn prepare(
 }
 
 async fn run(cmd: &mut Command, what: &str, file: &Path) -> Result<(), HarnessError> {
+    // Not `output()`: tokio's sets stdout to a pipe, overriding a file given by the caller.
     let out = cmd
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
-        .output()
+        .spawn()
+        .map_err(|e| HarnessError::io(what.to_string(), e))?
+        .wait_with_output()
         .await
         .map_err(|e| HarnessError::io(what.to_string(), e))?;
     if !out.status.success() {
@@ -120,7 +125,8 @@ async fn untar(tarball: &Path, dest: &Path, compression: &str) -> Result<(), Har
         .arg(tarball)
         .arg("-C")
         .arg(dest)
-        .arg("--no-same-owner");
+        .arg("--no-same-owner")
+        .stdout(std::process::Stdio::null());
     run(&mut cmd, "tar", tarball).await
 }
 
@@ -408,5 +414,39 @@ mod tests {
         assert!(is_bundle(&b).unwrap());
         let out = extract_bundle(&b, &d.path().join("a.tar.xz")).unwrap();
         assert_eq!(std::fs::read(out).unwrap(), b"\xfd7zXZ-data");
+    }
+
+    #[tokio::test]
+    async fn packed_disks_are_unpacked_into_the_run_dir() {
+        let d = tempfile::tempdir().unwrap();
+        let disk = d.path().join("nixos.raw");
+        std::fs::write(&disk, b"disk bytes").unwrap();
+        let run = d.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        let gz = d.path().join("nixos.raw.gz");
+        let out = std::process::Command::new("gzip")
+            .arg("-kc")
+            .arg(&disk)
+            .output()
+            .unwrap();
+        std::fs::write(&gz, out.stdout).unwrap();
+        let p = unpack_disk(Packing::Gzip, &gz, &run).await.unwrap();
+        assert!(p.starts_with(&run));
+        assert_eq!(std::fs::read(p).unwrap(), b"disk bytes");
+        let tgz = d.path().join("nixos.raw.tar.gz");
+        let st = std::process::Command::new("tar")
+            .arg("-czf")
+            .arg(&tgz)
+            .arg("-C")
+            .arg(d.path())
+            .arg("nixos.raw")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let p = unpack_disk(Packing::TarGz, &tgz, &run).await.unwrap();
+        assert_eq!(p, run.join("disk/nixos.raw"));
+        assert_eq!(std::fs::read(p).unwrap(), b"disk bytes");
+        let bad = unpack_disk(Packing::Gzip, &disk, &run).await.unwrap_err();
+        assert!(matches!(bad, HarnessError::BadImage { .. }), "{bad}");
     }
 }
