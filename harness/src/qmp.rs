@@ -173,3 +173,69 @@ fn qmp_error(command: &str, detail: impl std::fmt::Display) -> HarnessError {
         detail: detail.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::UnixListener;
+
+    /// A fake QEMU: greeting, then answers every command, sending an event the schema does not
+    /// know (and a garbage line) before the answer to query-status.
+    async fn fake_qemu(listener: UnixListener) {
+        let (sock, _) = listener.accept().await.unwrap();
+        let (r, mut w) = sock.into_split();
+        let mut lines = BufReader::new(r).lines();
+        w.write_all(b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, \"package\": \"\"}, \"capabilities\": []}}\n")
+            .await
+            .unwrap();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            let answer = match v["execute"].as_str().unwrap() {
+                "query-status" => {
+                    w.write_all(b"{\"event\": \"FUTURE_EVENT_QEMU_99\", \"data\": {\"x\": 1}, \"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}\nnot json\n")
+                        .await
+                        .unwrap();
+                    "{\"return\": {\"running\": true, \"status\": \"running\"}}"
+                }
+                "system_powerdown" => {
+                    "{\"error\": {\"class\": \"GenericError\", \"desc\": \"nope\"}}"
+                }
+                _ => "{\"return\": {}}",
+            };
+            w.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn typed_commands_unknown_events_errors_and_log() {
+        let d = tempfile::tempdir().unwrap();
+        let sock = d.path().join("qmp.sock");
+        let server = tokio::spawn(fake_qemu(UnixListener::bind(&sock).unwrap()));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let log = d.path().join("qmp.log");
+        let mut qmp = Qmp::connect(&sock, &log, Instant::now(), tx).await.unwrap();
+        assert_eq!(qmp.status().await.unwrap(), (true, "running".to_string()));
+        let ev = rx.recv().await.unwrap();
+        assert_eq!(ev.name, "FUTURE_EVENT_QEMU_99");
+        assert_eq!(ev.data["x"], 1);
+        let err = qmp
+            .execute(&qapi::qmp::system_powerdown {})
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+        // The session still works after the unknown event and the error.
+        assert!(qmp.status().await.unwrap().0);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains("-> {\"arguments\":{},\"execute\":\"qmp_capabilities\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("FUTURE_EVENT_QEMU_99") && text.contains("not json"),
+            "{text}"
+        );
+        drop(qmp);
+        server.abort();
+    }
+}
