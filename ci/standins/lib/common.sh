@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # $work, $out, $cache_root: set by ../build
 # Shared helpers for ci/standins/build. Sourced, not run.
 
 log() { printf 'standins: %s\n' "$*" >&2; }

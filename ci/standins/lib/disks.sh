@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # $work, $out, $cache_root: set by ../build
 # Disk images assembled from file system images with sfdisk and dd: no loop devices.
 # Sourced, not run.
 

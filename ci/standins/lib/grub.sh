@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # $work, $out, $cache_root: set by ../build
 # GRUB for the stand-ins: built with grub-mkimage into files, never installed on a device.
 # Sourced, not run.
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # $work, $out, $cache_root: set by ../build
 # iso, kexec, kexec-bundle: a kernel plus an initramfs that holds the whole root file system.
 # Sourced, not run.
 

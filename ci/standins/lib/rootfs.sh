@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # $work, $out, $cache_root: set by ../build
 # Root file systems of the stand-ins: one mmdebstrap per Debian suite, then small customisations.
 # Sourced, not run.
 
@@ -12,6 +13,7 @@ debootstrap_suite() {
     if [ ! -f "$cached" ]; then
         log "mmdebstrap $suite (about a minute)"
         mkdir -p "$cache_root/rootfs"
+        # shellcheck disable=SC2016 # $1 is for the hook's shell
         mmdebstrap --quiet --format=tar --variant=minbase --include="$STANDIN_PACKAGES" \
             --customize-hook='rm -rf "$1"/usr/share/doc/* "$1"/usr/share/man/* "$1"/usr/share/locale/*' \
             "$suite" "$cached.partial" >&2
@@ -105,7 +107,7 @@ make_ram_root() {
     local dir=$1 out=$2 tmp
     tmp=$(mktemp -d "$work/ramroot.XXXXXX")
     cp -a "$dir/." "$tmp/"
-    rm -rf "$tmp/boot"/* "$tmp/var/cache/apt"/* "$tmp/var/lib/apt/lists"/*
+    rm -rf "${tmp:?}/boot"/* "${tmp:?}/var/cache/apt"/* "${tmp:?}/var/lib/apt/lists"/*
     printf '# stand-in root in RAM (initramfs): nothing to mount\n' >"$tmp/etc/fstab"
     ln -sf /sbin/init "$tmp/init"
     (cd "$tmp" && find . -print0 | LC_ALL=C sort -z | cpio --quiet -o -0 -H newc) \

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # $work, $out, $cache_root: set by ../build
 # The stand-ins themselves: which image each one is and what the harness must say about it.
 # Sourced, not run. Uses $work (scratch) and $out (the STANDINS directory being built).
 
@@ -84,8 +85,9 @@ build_all() {
     log "broken stand-ins"
     efi_standin panic "$work/tiny.ext4" "$K" "$I" "$good rdinit=/bin/false"
     add_standin panic raw-efi kernel-panic 257 "raw-efi whose initramfs init is /bin/false: Attempted to kill init"
-    efi_standin initrd "$work/tiny.ext4" "$K" "$I" "root=LABEL=standin-missing rootdelay=3 rw $CONSOLE"
-    add_standin initrd raw-efi initrd-failure 257 "raw-efi whose root device does not exist: the initramfs gives up after 3 s"
+    standin_initrd_root "$tr" "$I"
+    efi_standin initrd "$work/tiny-initrd.ext4" "$K" "$I" "root=LABEL=standin-missing rootdelay=3 rw $CONSOLE"
+    add_standin initrd raw-efi initrd-failure 257 "raw-efi whose root device does not exist: the initramfs gives up after rootdelay=3 s"
     efi_standin emergency "$work/root-emergency.ext4" "$K" "$I" "$good"
     add_standin emergency raw-efi emergency-mode 257 "raw-efi with an fstab entry for a missing device (3 s timeout)"
     efi_standin hang "$work/root-hang.ext4" "$K" "$I" "$good"
@@ -121,6 +123,22 @@ UNIT
     ln -s ../standin-hang.service "$tr/etc/systemd/system/multi-user.target.wants/standin-hang.service"
     make_ext4 "$tr" "$work/root-hang.ext4"
     rm -f "$unit" "$tr/etc/systemd/system/multi-user.target.wants/standin-hang.service"
+}
+
+# standin_initrd_root ROOTFS INITRD: a tiny root whose initramfs gives up on a missing root device
+# after rootdelay= seconds. Trixie's initramfs-tools waits max(30, rootdelay) s; an appended cpio
+# (the kernel unpacks concatenated archives, later files win) replaces its scripts/local with a
+# copy whose minimum is rootdelay itself.
+standin_initrd_root() {
+    local tr=$1 initrd=$2 d="$work/initrd-overlay"
+    mkdir -p "$d/scripts"
+    sed 's/^\([[:space:]]*\)slumber=30$/\1slumber=${ROOTDELAY:-30}/' \
+        "$tr/usr/share/initramfs-tools/scripts/local" >"$d/scripts/local"
+    grep -q 'slumber=${ROOTDELAY:-30}' "$d/scripts/local" || die "initramfs-tools' scripts/local changed"
+    tiny_root "$work/tiny-initrd" "$tr"
+    (cd "$d" && printf '%s\n' scripts scripts/local | cpio --quiet -o -H newc -R 0:0 | gzip -9) \
+        >>"$work/tiny-initrd$initrd"
+    make_ext4 "$work/tiny-initrd" "$work/tiny-initrd.ext4"
 }
 
 standin_truncated() {

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # $work, $out: set by ../build
 # vm, vm-nogui, vm-bootloader: result/bin/run-standin-vm, with the same contract as the run
 # script of nixpkgs' qemu-vm.nix. Sourced, not run.
 
@@ -57,22 +58,28 @@ export SHARED_DIR="${SHARED_DIR:-$TMPDIR/xchg}"
 cd "$TMPDIR"
 
 HEAD
-    echo '# shellcheck disable=SC2086'
-    echo 'exec qemu-system-x86_64 -machine accel=kvm:tcg -cpu max \'
-    echo '    -name standin -m 1024 -smp 1 -device virtio-rng-pci \'
-    echo '    -net nic,netdev=user.0,model=virtio -netdev user,id=user.0,"$QEMU_NET_OPTS" \'
-    echo '    -virtfs local,path="$SHARED_DIR",security_model=none,mount_tag=shared \'
-    echo '    -virtfs local,path="$TMPDIR"/xchg,security_model=none,mount_tag=xchg \'
-    echo '    -drive cache=writeback,file="$NIX_DISK_IMAGE",id=drive1,if=none,index=1,werror=report \'
-    echo '    -device virtio-blk-pci,bootindex=1,drive=drive1,serial=root \'
-    echo '    -device virtio-keyboard -usb -device usb-tablet,bus=usb-bus.0 \'
+    cat <<'QEMU'
+# shellcheck disable=SC2086
+exec qemu-system-x86_64 -machine accel=kvm:tcg -cpu max \
+    -name standin -m 1024 -smp 1 -device virtio-rng-pci \
+    -net nic,netdev=user.0,model=virtio -netdev user,id=user.0,"$QEMU_NET_OPTS" \
+    -virtfs local,path="$SHARED_DIR",security_model=none,mount_tag=shared \
+    -virtfs local,path="$TMPDIR"/xchg,security_model=none,mount_tag=xchg \
+    -drive cache=writeback,file="$NIX_DISK_IMAGE",id=drive1,if=none,index=1,werror=report \
+    -device virtio-blk-pci,bootindex=1,drive=drive1,serial=root \
+    -device virtio-keyboard -usb -device usb-tablet,bus=usb-bus.0 \
+QEMU
     if [ "$boot" = direct ]; then
-        echo '    -kernel "$share/kernel" -initrd "$share/initrd" \'
-        echo "    -append \"\$(cat \"\$share/kernel-params\") $consoles \$QEMU_KERNEL_PARAMS\" \\"
+        cat <<'QEMU'
+    -kernel "$share/kernel" -initrd "$share/initrd" \
+QEMU
+        printf '    -append "$(cat "$share/kernel-params") %s $QEMU_KERNEL_PARAMS" \\\n' "$consoles"
     fi
     if [ "$gfx" = nographic ]; then
-        echo '    -nographic -serial mon:stdio \'
+        printf '    -nographic -serial mon:stdio \\\n'
     fi
-    echo '    $QEMU_OPTS \'
-    echo '    "$@"'
+    cat <<'QEMU'
+    $QEMU_OPTS \
+    "$@"
+QEMU
 }
