@@ -110,10 +110,38 @@ pub fn vars_for_code(code: &Path) -> Option<PathBuf> {
     (path != code && path.is_file()).then_some(path)
 }
 
-/// Finds OVMF: the override if given (its vars template beside it), else the descriptors.
-/// Missing firmware is a one-line error naming the package.
+/// The environment variable naming an OVMF code file when no override is given (the Nix
+/// package's wrapper sets it: QEMU's descriptors there live in the store, not in /usr/share).
+pub const OVMF_CODE_ENV: &str = "NIXGEN_OVMF_CODE";
+
+/// The descriptor directories to search: the system's, then the one beside the QEMU binary on
+/// PATH (`<prefix>/bin/qemu-system-x86_64` -> `<prefix>/share/qemu/firmware`).
+fn descriptor_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = DESCRIPTOR_DIRS.iter().map(PathBuf::from).collect();
+    if let Some(qemu) = which_qemu() {
+        if let Some(prefix) = qemu.parent().and_then(Path::parent) {
+            dirs.push(prefix.join("share/qemu/firmware"));
+        }
+    }
+    dirs
+}
+
+fn which_qemu() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("qemu-system-x86_64"))
+        .find(|p| p.is_file())
+        .and_then(|p| p.canonicalize().ok())
+}
+
+/// Finds OVMF: the override if given (its vars template beside it), else `$NIXGEN_OVMF_CODE`,
+/// else QEMU's firmware descriptors. Missing firmware is a one-line error naming the package.
 pub fn locate(override_code: Option<&Path>) -> Result<Ovmf, HarnessError> {
-    if let Some(code) = override_code {
+    let from_env = std::env::var_os(OVMF_CODE_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    if let Some(code) = override_code.map(Path::to_path_buf).or(from_env) {
+        let code = code.as_path();
         if !code.is_file() {
             return Err(HarnessError::Firmware(format!(
                 "UEFI firmware {} not found",
@@ -131,7 +159,8 @@ pub fn locate(override_code: Option<&Path>) -> Result<Ovmf, HarnessError> {
             vars_template,
         });
     }
-    let dirs: Vec<&Path> = DESCRIPTOR_DIRS.iter().map(Path::new).collect();
+    let dirs = descriptor_dirs();
+    let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
     from_descriptors(&dirs).ok_or_else(|| {
         HarnessError::Firmware(
             "no UEFI firmware (OVMF) found in /usr/share/qemu/firmware: install the `ovmf` package (Nix: OVMF.fd)"
