@@ -35,22 +35,6 @@ impl Checked {
     }
 }
 
-/// How many guests run at once: one per core, and as many as memory allows (guest memory plus
-/// QEMU's own overhead), at least one.
-pub fn capacity(memory_mib: u32) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let available_mib = sys_memory_mib().unwrap_or(4096);
-    let by_memory = (available_mib / (u64::from(memory_mib) + 512)) as usize;
-    cores.min(by_memory).max(1)
-}
-
-fn sys_memory_mib() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
-}
-
 /// Checks every target, in parallel within the machine's capacity. Ctrl-C stops every machine
 /// (their drop kills QEMU and helpers and removes run directories) and exits 130.
 pub async fn check_all(
@@ -60,7 +44,9 @@ pub async fn check_all(
     json: bool,
 ) -> Result<(), Exit> {
     let progress = Arc::new(Progress::new(json));
-    let permits = Arc::new(Semaphore::new(capacity(opts.memory_mib)));
+    let permits = Arc::new(Semaphore::new(harness::capacity::guests_that_fit(
+        opts.memory_mib,
+    )));
     let opts = Arc::new(opts);
     let mut tasks = JoinSet::new();
     for (index, target) in targets.into_iter().enumerate() {

@@ -14,6 +14,7 @@
 //! ([`notify`]) and the deadline.
 
 pub mod accel;
+pub mod capacity;
 pub mod detect;
 mod error;
 pub mod firmware;

@@ -1,0 +1,45 @@
+//! How many guests this machine runs at once: at most one per core, and as many as the
+//! available memory holds (each guest's memory plus QEMU's own overhead, after a reserve for the
+//! rest of the machine); at least one.
+
+/// QEMU's own memory beside the guest's, in MiB.
+const QEMU_OVERHEAD_MIB: u64 = 512;
+/// Memory left to the rest of the machine, in MiB.
+const RESERVE_MIB: u64 = 2048;
+
+/// The number of guests of `memory_mib` each that fit on this machine now.
+pub fn guests_that_fit(memory_mib: u32) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    cap(cores, available_mib(), memory_mib)
+}
+
+/// [`guests_that_fit`] for given cores and available memory (MiB, if known).
+pub fn cap(cores: usize, available_mib: Option<u64>, memory_mib: u32) -> usize {
+    let per_guest = u64::from(memory_mib) + QEMU_OVERHEAD_MIB;
+    let by_memory = available_mib.map_or(1, |m| {
+        usize::try_from(m.saturating_sub(RESERVE_MIB) / per_guest).unwrap_or(usize::MAX)
+    });
+    cores.min(by_memory).max(1)
+}
+
+/// `MemAvailable` from /proc/meminfo, in MiB.
+fn available_mib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_by_cores_and_memory() {
+        assert_eq!(cap(2, Some(22 * 1024), 1024), 2);
+        assert_eq!(cap(16, Some(8 * 1024), 1024), 4);
+        assert_eq!(cap(16, Some(8 * 1024), 4096), 1);
+        assert_eq!(cap(4, Some(1024), 1024), 1);
+        assert_eq!(cap(8, None, 1024), 1);
+    }
+}
