@@ -38,6 +38,9 @@ pub async fn run_scenario<G: guest::Guest>(
     roots: &redact::Roots,
 ) -> Result<serde_json::Value, String> {
     let boot = boot::check(profile, record, roots)?;
+    if matches!(scenario, Scenario::Console | Scenario::InstallIso) {
+        console_is_on_the_socket(&guest.serial_log())?;
+    }
     let facts = match scenario {
         Scenario::Boot => serde_json::to_value(boot),
         Scenario::Console => {
@@ -61,4 +64,34 @@ pub async fn run_scenario<G: guest::Guest>(
         }
     };
     facts.map_err(|e| format!("facts do not serialise: {e}"))
+}
+
+/// Fails fast when the serial chardev recorded nothing although the guest booted: its console
+/// is then elsewhere (a run script's own `-serial mon:stdio` takes ttyS0, say) and no shell can
+/// be had on the harness's serial socket.
+fn console_is_on_the_socket(serial_log: &std::path::Path) -> Result<(), String> {
+    match std::fs::metadata(serial_log) {
+        Ok(m) if m.len() == 0 => Err(format!(
+            "the serial socket carries no console: {} is empty although the guest booted \
+             (is ttyS0 on another QEMU serial port, e.g. the run script's `-serial mon:stdio`?)",
+            serial_log.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_serial_log_means_no_console_on_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("serial.log");
+        std::fs::write(&log, "").unwrap();
+        let err = console_is_on_the_socket(&log).unwrap_err();
+        assert!(err.contains("carries no console"), "{err}");
+        std::fs::write(&log, "Linux version 6.12").unwrap();
+        assert!(console_is_on_the_socket(&log).is_ok());
+    }
 }

@@ -64,11 +64,20 @@ fn record(verdict: &Verdict, run_dir: &Path) -> BootRecord {
     }
 }
 
-/// The last lines of a serial log (read before the run directory may go away).
+/// The last lines of a serial log (read before the run directory may go away); when it is
+/// empty, of QEMU's stdout beside it (where a run script's `-serial mon:stdio` sends ttyS0).
 fn serial_tail(serial_log: &Path) -> String {
-    std::fs::read(serial_log)
-        .map(|b| tail_lines(&String::from_utf8_lossy(&b), TAIL))
-        .unwrap_or_else(|e| format!("(no serial log: {e})"))
+    let read = |p: &Path| std::fs::read(p).ok().filter(|b| !b.is_empty());
+    let stdout = serial_log.with_file_name("qemu.stdout");
+    match (read(serial_log), read(&stdout)) {
+        (Some(b), _) => tail_lines(&String::from_utf8_lossy(&b), TAIL),
+        (None, Some(b)) => format!(
+            "(serial log empty; from {})\n{}",
+            stdout.display(),
+            tail_lines(&String::from_utf8_lossy(&b), TAIL)
+        ),
+        (None, None) => format!("(no serial output in {})", serial_log.display()),
+    }
 }
 
 /// The failure message: the reason, the serial log's tail and the kept run directory.
