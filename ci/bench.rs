@@ -167,7 +167,11 @@ fn bare_qemu(name: &str, image: &Path) -> Duration {
     let mut lines = BufReader::new(child.stdout.take().expect("piped")).split(b'\n');
     let took = loop {
         match lines.next() {
-            Some(Ok(line)) if String::from_utf8_lossy(&line).contains(MULTI_USER_LINE) => {
+            // systemd colours the unit name: match the text without its escapes.
+            Some(Ok(line))
+                if harness::detect::strip_ansi(&String::from_utf8_lossy(&line))
+                    .contains(MULTI_USER_LINE) =>
+            {
                 break start.elapsed()
             }
             Some(_) => continue,
