@@ -2,7 +2,8 @@
 # Root file systems of the stand-ins: one mmdebstrap per Debian suite, then small customisations.
 # Sourced, not run.
 
-STANDIN_PACKAGES="systemd-sysv,udev,kmod,linux-image-cloud-amd64,initramfs-tools"
+# dbus: systemd-logind needs it to act on the ACPI power button (QMP system_powerdown).
+STANDIN_PACKAGES="systemd-sysv,udev,kmod,dbus,linux-image-cloud-amd64,initramfs-tools"
 
 # debootstrap_suite SUITE DEST_TAR: mmdebstrap once per suite and package list. The tarball is
 # kept beside the stand-ins (rootfs/) so that a change of the customisation does not download again.

@@ -22,7 +22,7 @@ standin_vms() {
         install -m 0755 "$work/run-$v" "$out/$v/bin/run-standin-vm"
     done
     add_standin vm vm multi-user 257 "bin/run-standin-vm: direct kernel boot, disk = qcow2 overlay of an ext4 root"
-    add_standin vm-nogui vm-nogui multi-user 257 "bin/run-standin-vm: as vm, -nographic and -serial mon:stdio"
+    add_standin vm-nogui vm-nogui multi-user 257 "bin/run-standin-vm: as vm, -nographic (qemu-vm.nix with graphics off)"
     add_standin vm-bootloader vm-bootloader multi-user 257 "bin/run-standin-vm: SeaBIOS -> GRUB from a qcow2 overlay of the raw disk"
 }
 
@@ -76,7 +76,7 @@ QEMU
         printf '    -append "$(cat "$share/kernel-params") %s $QEMU_KERNEL_PARAMS" \\\n' "$consoles"
     fi
     if [ "$gfx" = nographic ]; then
-        printf '    -nographic -serial mon:stdio \\\n'
+        printf '    -nographic \\\n'
     fi
     cat <<'QEMU'
     $QEMU_OPTS \
