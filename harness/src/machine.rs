@@ -253,15 +253,25 @@ impl Machine {
 
     /// Asks the guest to power off (ACPI) and waits for QEMU to exit; returns how long it took.
     pub async fn qmp_powerdown(&mut self, within: Duration) -> Result<Duration, HarnessError> {
+        // The ACPI power button is an edge: a guest whose button driver loads after the first
+        // press (udev loads it late) only sees a later one, so press again every few seconds.
+        const PRESS_AGAIN: Duration = Duration::from_secs(5);
         let t0 = Instant::now();
-        let qmp = self.qmp.as_mut().ok_or_else(|| HarnessError::Qmp {
-            command: "system_powerdown".into(),
-            detail: "no QMP session".into(),
-        })?;
-        qmp.execute(&qapi::qmp::system_powerdown {}).await?;
-        match tokio::time::timeout(within, wait_exit(self.qemu.as_mut())).await {
-            Ok(_) => Ok(t0.elapsed()),
-            Err(_) => Err(HarnessError::PowerdownTimeout { within }),
+        let deadline = t0 + within;
+        loop {
+            let qmp = self.qmp.as_mut().ok_or_else(|| HarnessError::Qmp {
+                command: "system_powerdown".into(),
+                detail: "no QMP session".into(),
+            })?;
+            qmp.execute(&qapi::qmp::system_powerdown {}).await?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left.min(PRESS_AGAIN), wait_exit(self.qemu.as_mut())).await {
+                Ok(_) => return Ok(t0.elapsed()),
+                Err(_) if Instant::now() >= deadline => {
+                    return Err(HarnessError::PowerdownTimeout { within })
+                }
+                Err(_) => continue,
+            }
         }
     }
 
