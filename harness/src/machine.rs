@@ -263,7 +263,15 @@ impl Machine {
                 command: "system_powerdown".into(),
                 detail: "no QMP session".into(),
             })?;
-            qmp.execute(&qapi::qmp::system_powerdown {}).await?;
+            if let Err(e) = qmp.execute(&qapi::qmp::system_powerdown {}).await {
+                // A press that races QEMU's own exit (the guest powered off since the last
+                // press) finds the socket closed: what counts is whether QEMU then exits.
+                let left = deadline.saturating_duration_since(Instant::now());
+                return match tokio::time::timeout(left, wait_exit(self.qemu.as_mut())).await {
+                    Ok(_) => Ok(t0.elapsed()),
+                    Err(_) => Err(e),
+                };
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left.min(PRESS_AGAIN), wait_exit(self.qemu.as_mut())).await {
                 Ok(_) => return Ok(t0.elapsed()),
