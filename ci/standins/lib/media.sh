@@ -2,12 +2,14 @@
 # iso, kexec, kexec-bundle: a kernel plus an initramfs that holds the whole root file system.
 # Sourced, not run.
 
-# standin_iso ROOTFS KERNEL RAMROOT: STANDINS/iso/iso/nixos-standin.iso, hybrid BIOS + UEFI.
-standin_iso() {
-    local tr=$1 d="$work/isoroot"
-    mkdir -p "$d/boot/grub" "$out/iso/iso"
-    cp "$tr$2" "$d/boot/bzImage"
-    cp "$3" "$d/boot/initrd"
+# iso_image KERNEL_FILE RAMROOT ISO VOLID: a hybrid BIOS + UEFI ISO (grub-mkrescue) that boots
+# KERNEL_FILE with RAMROOT (the whole root file system) as its initramfs.
+iso_image() {
+    local d
+    d=$(mktemp -d "$work/isoroot.XXXXXX")
+    mkdir -p "$d/boot/grub" "$(dirname "$3")"
+    cp "$1" "$d/boot/bzImage"
+    cp "$2" "$d/boot/initrd"
     cat >"$d/boot/grub/grub.cfg" <<'CFG'
 serial --unit=0 --speed=115200
 terminal_input serial console
@@ -18,10 +20,49 @@ linux /boot/bzImage console=tty0 console=ttyS0,115200
 initrd /boot/initrd
 boot
 CFG
-    grub-mkrescue --quiet -o "$out/iso/iso/nixos-standin.iso" "$d" -- -volid NIXOS_STANDIN 2>&1 \
+    grub-mkrescue --quiet -o "$3" "$d" -- -volid "$4" 2>&1 \
         | grep -v '^xorriso.*: UPDATE' >&2 || true
-    [ -s "$out/iso/iso/nixos-standin.iso" ] || die "grub-mkrescue made no ISO"
+    [ -s "$3" ] || die "grub-mkrescue made no ISO $3"
+    rm -rf "$d"
+}
+
+# standin_iso ROOTFS KERNEL RAMROOT: STANDINS/iso/iso/nixos-standin.iso, hybrid BIOS + UEFI.
+standin_iso() {
+    iso_image "$1$2" "$3" "$out/iso/iso/nixos-standin.iso" NIXOS_STANDIN
     add_standin iso iso multi-user 257 "hybrid BIOS+UEFI ISO (grub-mkrescue); root file system inside the initramfs"
+}
+
+# standin_install_iso ROOTFS KERNEL: STANDINS/install-iso/iso/nixos-installer-standin.iso, the iso
+# stand-in made to look like NixOS's installer from the serial console: user `nixos` (no
+# password) logged in automatically, and `nixos-install` and `nixos-generate-config` in PATH.
+# Those two are stand-ins that say so and install nothing: the guest is Debian. The same ISO,
+# hard-linked, stands in for install-iso-hyperv (its Hyper-V drivers change nothing under QEMU).
+standin_install_iso() {
+    local tr=$1 r="$work/installer-root" tool
+    cp -a "$tr/." "$r/"
+    printf 'nixos:x:1000:100:installer user (stand-in):/home/nixos:/bin/bash\n' >>"$r/etc/passwd"
+    printf 'nixos::20000:0:99999:7:::\n' >>"$r/etc/shadow"
+    mkdir -p "$r/home/nixos"
+    chown 1000:100 "$r/home/nixos"
+    sed -i 's/--autologin root/--autologin nixos/' "$r/usr/local/sbin/standin-autologin"
+    grep -q -- '--autologin nixos' "$r/usr/local/sbin/standin-autologin" || die "autologin user not replaced"
+    mkdir -p "$r/usr/local/bin"
+    for tool in nixos-install nixos-generate-config; do
+        cat >"$r/usr/local/bin/$tool" <<SH
+#!/bin/sh
+# Stand-in for NixOS's $tool: this guest is Debian (a nixos-generate test image), not NixOS.
+echo "$tool: stand-in on a Debian test image; it does nothing" >&2
+exit 1
+SH
+        chmod 0755 "$r/usr/local/bin/$tool"
+    done
+    make_ram_root "$r" "$work/installer-ramroot.zst"
+    rm -rf "$r"
+    iso_image "$tr$2" "$work/installer-ramroot.zst" "$out/install-iso/iso/nixos-installer-standin.iso" NIXOS_INSTALLER
+    add_standin install-iso install-iso multi-user 257 "the iso stand-in with user nixos logged in on the serial console and stand-in nixos-install, nixos-generate-config in PATH"
+    mkdir -p "$out/install-iso-hyperv/iso"
+    ln "$out/install-iso/iso/nixos-installer-standin.iso" "$out/install-iso-hyperv/iso/nixos-installer-standin.iso"
+    add_standin install-iso-hyperv install-iso-hyperv multi-user 257 "the install-iso stand-in, hard-linked (Hyper-V drivers change nothing under QEMU)"
 }
 
 # Fake store paths, shaped like NixOS's (32 characters of Nix base-32, then a name).

@@ -77,10 +77,11 @@ build_all() {
     log "vm, vm-nogui, vm-bootloader"
     standin_vms "$tr" "$K" "$I"
 
-    log "iso, kexec, kexec-bundle"
+    log "iso, kexec, kexec-bundle, install-iso, install-iso-hyperv"
     make_ram_root "$tr" "$work/ramroot.zst"
     standin_iso "$tr" "$K" "$work/ramroot.zst"
     standin_kexec "$tr" "$K" "$work/ramroot.zst"
+    standin_install_iso "$tr" "$K"
 
     log "broken stand-ins"
     efi_standin panic "$work/tiny.ext4" "$K" "$I" "$good rdinit=/bin/false"
