@@ -34,7 +34,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use error::HarnessError;
-pub use machine::Machine;
+pub use machine::{Machine, PoweredOff};
 pub use options::{AccelChoice, BootOptions, IsoFirmware, NotifyChoice};
 pub use verdict::{
     Accel, Event, Evidence, Milestone, MilestoneKind, Outcome, ReadinessSource, Reason, Verdict,

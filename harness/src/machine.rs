@@ -51,6 +51,16 @@ pub struct Machine {
     screenshot: Option<PathBuf>,
 }
 
+/// How an ACPI power-off ([`Machine::qmp_powerdown`]) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoweredOff {
+    /// From the first press of the power button to QEMU's exit.
+    pub took: Duration,
+    /// QEMU's exit code (`None`: it was killed by a signal). A guest that powered itself off
+    /// ends QEMU with 0.
+    pub exit_status: Option<i32>,
+}
+
 impl Machine {
     /// Boots `image` (a file, or a build result directory searched with the format's output
     /// glob) as `format` says, and returns once QEMU answers on QMP.
@@ -251,8 +261,9 @@ impl Machine {
         decision
     }
 
-    /// Asks the guest to power off (ACPI) and waits for QEMU to exit; returns how long it took.
-    pub async fn qmp_powerdown(&mut self, within: Duration) -> Result<Duration, HarnessError> {
+    /// Asks the guest to power off (ACPI) and waits for QEMU to exit; returns how long it took
+    /// and how QEMU exited.
+    pub async fn qmp_powerdown(&mut self, within: Duration) -> Result<PoweredOff, HarnessError> {
         // The ACPI power button is an edge: a guest whose button driver loads after the first
         // press (udev loads it late) only sees a later one, so press again every few seconds.
         const PRESS_AGAIN: Duration = Duration::from_secs(5);
@@ -268,13 +279,21 @@ impl Machine {
                 // press) finds the socket closed: what counts is whether QEMU then exits.
                 let left = deadline.saturating_duration_since(Instant::now());
                 return match tokio::time::timeout(left, wait_exit(self.qemu.as_mut())).await {
-                    Ok(_) => Ok(t0.elapsed()),
+                    Ok(exit_status) => Ok(PoweredOff {
+                        took: t0.elapsed(),
+                        exit_status,
+                    }),
                     Err(_) => Err(e),
                 };
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left.min(PRESS_AGAIN), wait_exit(self.qemu.as_mut())).await {
-                Ok(_) => return Ok(t0.elapsed()),
+                Ok(exit_status) => {
+                    return Ok(PoweredOff {
+                        took: t0.elapsed(),
+                        exit_status,
+                    })
+                }
                 Err(_) if Instant::now() >= deadline => {
                     return Err(HarnessError::PowerdownTimeout { within })
                 }

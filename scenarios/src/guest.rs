@@ -9,10 +9,18 @@ pub trait Guest: Send {
     fn serial_socket(&self) -> PathBuf;
     /// The file QEMU records the serial console into from the first byte.
     fn serial_log(&self) -> PathBuf;
-    /// Presses the ACPI power button through QMP and waits up to `within` for QEMU to exit;
-    /// returns how long it took.
+    /// Presses the ACPI power button through QMP and waits up to `within` for QEMU to exit.
     fn powerdown(
         &mut self,
         within: Duration,
-    ) -> impl Future<Output = Result<Duration, String>> + Send;
+    ) -> impl Future<Output = Result<PowerOff, String>> + Send;
+}
+
+/// How a power-off ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PowerOff {
+    /// From the power button to QEMU's exit.
+    pub took: Duration,
+    /// QEMU's exit code; `None` if a signal ended it.
+    pub exit_status: Option<i32>,
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::guest::Guest;
+use crate::guest::{Guest, PowerOff};
 
 /// How long the guest may take to power off under TCG.
 pub const BOUND: Duration = Duration::from_secs(60);
@@ -15,23 +15,62 @@ pub const BOUND: Duration = Duration::from_secs(60);
 pub struct PoweroffFacts {
     /// QEMU exited after the ACPI power button.
     pub powered_off: bool,
+    /// QEMU's exit code (0: the guest powered itself off).
+    pub qemu_exit_status: i32,
     /// The bound it was held to, in seconds.
     pub bound_seconds: u64,
 }
 
-/// Presses the ACPI power button and waits for QEMU to exit within [`BOUND`].
+/// Presses the ACPI power button and waits for QEMU to exit, with status 0, within [`BOUND`].
 pub async fn run<G: Guest>(guest: &mut G) -> Result<PoweroffFacts, String> {
-    let took = guest
+    let off = guest
         .powerdown(BOUND)
         .await
         .map_err(|e| format!("ACPI power-off did not end QEMU within {BOUND:?}: {e}"))?;
-    if took > BOUND {
+    judge(off)
+}
+
+/// Whether a power-off was clean: within the bound, and QEMU exited by itself with 0.
+fn judge(off: PowerOff) -> Result<PoweroffFacts, String> {
+    if off.took > BOUND {
         return Err(format!(
-            "QEMU ended after {took:?}, over the bound of {BOUND:?}"
+            "QEMU ended after {:?}, over the bound of {BOUND:?}",
+            off.took
         ));
     }
-    Ok(PoweroffFacts {
-        powered_off: true,
-        bound_seconds: BOUND.as_secs(),
-    })
+    match off.exit_status {
+        Some(0) => Ok(PoweroffFacts {
+            powered_off: true,
+            qemu_exit_status: 0,
+            bound_seconds: BOUND.as_secs(),
+        }),
+        Some(code) => Err(format!(
+            "QEMU exited with status {code} after the ACPI power-off, not 0 (see qemu.stderr)"
+        )),
+        None => Err("QEMU was killed by a signal during the ACPI power-off".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn off(secs: u64, exit_status: Option<i32>) -> PowerOff {
+        PowerOff {
+            took: Duration::from_secs(secs),
+            exit_status,
+        }
+    }
+
+    #[test]
+    fn only_a_timely_exit_with_zero_is_clean() {
+        let facts = judge(off(12, Some(0))).unwrap();
+        assert!(facts.powered_off);
+        assert_eq!(facts.qemu_exit_status, 0);
+        assert!(judge(off(12, Some(1))).unwrap_err().contains("status 1"));
+        assert!(judge(off(12, None)).unwrap_err().contains("signal"));
+        assert!(judge(off(61, Some(0)))
+            .unwrap_err()
+            .contains("over the bound"));
+    }
 }

@@ -9,7 +9,12 @@ use std::{
 use formats::Format;
 use harness::{BootOptions, Machine, Outcome, Verdict};
 use scenarios::{
-    boot::BootRecord, guest::Guest, redact::Roots, source::Images, text::tail_lines, Scenario,
+    boot::BootRecord,
+    guest::{Guest, PowerOff},
+    redact::Roots,
+    source::Images,
+    text::tail_lines,
+    Scenario,
 };
 
 /// Lines of serial log a failure message shows.
@@ -30,10 +35,14 @@ impl Guest for MachineGuest<'_> {
         self.serial_log.clone()
     }
 
-    async fn powerdown(&mut self, within: Duration) -> Result<Duration, String> {
+    async fn powerdown(&mut self, within: Duration) -> Result<PowerOff, String> {
         self.machine
             .qmp_powerdown(within)
             .await
+            .map(|off| PowerOff {
+                took: off.took,
+                exit_status: off.exit_status,
+            })
             .map_err(|e| e.to_string())
     }
 }
