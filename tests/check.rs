@@ -9,38 +9,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use scenarios::source::Standin;
-use serde::Deserialize;
+use scenarios::source::{read_manifest, standins_dir, Standin};
 
 /// One guest-heavy test at a time in this binary (each check may itself run two guests).
 static SERIAL: Mutex<()> = Mutex::new(());
 
-#[derive(Deserialize)]
-struct Manifest {
-    standin: Vec<Standin>,
-}
-
 /// The stand-ins directory (`$NIXGEN_STANDINS`, else `ci/standins/build`) and its manifest.
 fn standins() -> (PathBuf, Vec<Standin>) {
-    let dir = match std::env::var_os("NIXGEN_STANDINS").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/standins/build");
-            let out = Command::new(&script)
-                .stderr(Stdio::inherit())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{} failed: the boot tests need stand-ins",
-                script.display()
-            );
-            PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-        }
-    };
-    let text = std::fs::read_to_string(dir.join("manifest.toml")).unwrap();
-    let manifest: Manifest = toml::from_str(&text).unwrap();
-    (dir, manifest.standin)
+    let dir = standins_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("the boot tests need stand-ins: {e}"));
+    let manifest = read_manifest(&dir).unwrap_or_else(|e| panic!("{e}"));
+    (dir, manifest)
 }
 
 fn nixos_generate(tmp: &Path) -> Command {

@@ -117,6 +117,32 @@ struct Manifest {
     standin: Vec<Standin>,
 }
 
+/// The stand-ins directory: `$NIXGEN_STANDINS`, else what `ci/standins/build` (under
+/// `workspace`) prints, building them if they are not cached.
+pub fn standins_dir(workspace: &Path) -> Result<PathBuf, SourceError> {
+    match std::env::var_os("NIXGEN_STANDINS").filter(|v| !v.is_empty()) {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => {
+            let script = workspace.join("ci/standins/build");
+            Ok(PathBuf::from(run_for_stdout(Command::new(&script))?.trim()))
+        }
+    }
+}
+
+/// Every entry of a stand-ins directory's `manifest.toml`, good and broken.
+pub fn read_manifest(dir: &Path) -> Result<Vec<Standin>, SourceError> {
+    let path = dir.join("manifest.toml");
+    let text = std::fs::read_to_string(&path).map_err(|source| SourceError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let manifest: Manifest = toml::from_str(&text).map_err(|e| SourceError::Parse {
+        what: path.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    Ok(manifest.standin)
+}
+
 /// The images of one source: format name -> image (a file or a build result directory).
 #[derive(Debug, Clone)]
 pub struct Images {
@@ -141,17 +167,9 @@ impl Images {
     /// Reads a stand-ins directory's manifest: the good stand-in (`expect = "multi-user"`) of
     /// each format, preferring the newest systemd where several imitate the same format.
     pub fn from_standins(dir: &Path) -> Result<Images, SourceError> {
-        let path = dir.join("manifest.toml");
-        let text = std::fs::read_to_string(&path).map_err(|source| SourceError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let manifest: Manifest = toml::from_str(&text).map_err(|e| SourceError::Parse {
-            what: path.display().to_string(),
-            detail: e.to_string(),
-        })?;
+        let manifest = read_manifest(dir)?;
         let mut chosen: BTreeMap<String, &Standin> = BTreeMap::new();
-        for s in manifest.standin.iter().filter(|s| s.expect == "multi-user") {
+        for s in manifest.iter().filter(|s| s.expect == "multi-user") {
             let better = chosen.get(&s.format).map_or(true, |old| {
                 s.systemd.unwrap_or(0) > old.systemd.unwrap_or(0)
             });
@@ -169,16 +187,9 @@ impl Images {
         })
     }
 
-    /// Finds the stand-ins: `$NIXGEN_STANDINS`, else what `ci/standins/build` prints.
+    /// Finds the stand-ins ([`standins_dir`]) and reads their manifest.
     pub fn standins(workspace: &Path) -> Result<Images, SourceError> {
-        let dir = match std::env::var_os("NIXGEN_STANDINS").filter(|v| !v.is_empty()) {
-            Some(dir) => PathBuf::from(dir),
-            None => {
-                let script = workspace.join("ci/standins/build");
-                PathBuf::from(run_for_stdout(Command::new(&script))?.trim())
-            }
-        };
-        Images::from_standins(&dir)
+        Images::from_standins(&standins_dir(workspace)?)
     }
 
     /// Builds every format in `formats` once with `nixos-generate` (built first with cargo)
