@@ -5,25 +5,10 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-fn ansi_re() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        // CSI sequences, OSC sequences (ended by BEL or ST), two-byte escapes, and the
-        // charset/keypad selections OVMF and systemd emit.
-        Regex::new(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][A-Za-z0-9]|\x1b[@-Z\\-_=>]")
-            .expect("static regex")
-    })
-}
-
 /// Removes ANSI escape sequences, carriage returns and other control characters (except
-/// newline and tab) from console text.
-pub fn strip_ansi(text: &str) -> String {
-    ansi_re()
-        .replace_all(text, "")
-        .chars()
-        .filter(|c| *c == '\n' || *c == '\t' || !c.is_control())
-        .collect()
-}
+/// newline and tab) from console text: the harness's own function, so both read the console
+/// the same way.
+pub use harness::detect::strip_ansi;
 
 /// The last `n` lines of `text` (ANSI escapes stripped), joined with newlines.
 pub fn tail_lines(text: &str, n: usize) -> String {

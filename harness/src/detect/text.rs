@@ -179,16 +179,19 @@ impl TextDetector {
     }
 }
 
-/// Removes ANSI/VT100 escape sequences and other control characters but tab.
+/// Removes ANSI/VT100 escape sequences, carriage returns and the other control characters
+/// except newline and tab.
 pub fn strip_ansi(text: &str) -> String {
     static RE: OnceLock<Regex> = OnceLock::new();
     let re = RE.get_or_init(|| {
-        Regex::new(r"\x1b\[[0-9;?=>]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[()][A-Za-z0-9]|\x1b[=>78cDEHMNOZ]")
+        // CSI sequences, OSC sequences (ended by BEL or ST), charset selections, and the
+        // two-byte escapes OVMF and systemd emit.
+        Regex::new(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][A-Za-z0-9]|\x1b[@-Z\\-_=>78c]")
             .expect("valid ANSI pattern")
     });
     re.replace_all(text, "")
         .chars()
-        .filter(|c| *c == '\t' || !c.is_control())
+        .filter(|c| *c == '\n' || *c == '\t' || !c.is_control())
         .collect()
 }
 
