@@ -79,7 +79,11 @@ fn summary(c: &Checked) -> String {
     match (&c.verdict, &c.console_failure) {
         (Some(v), _) if !v.is_ready() => v.reason().map_or_else(String::new, |r| r.to_string()),
         (Some(_), Some(_)) => "multi-user, console failed".into(),
-        (Some(_), None) => "multi-user".into(),
+        (Some(_), None) => match &c.console {
+            // `--check=console` ran and passed: say what the system said.
+            Some(facts) => format!("multi-user, console {}", facts.system_state),
+            None => "multi-user".into(),
+        },
         (None, _) => "could not start".into(),
     }
 }

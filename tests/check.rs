@@ -117,6 +117,40 @@ fn every_good_standin_passes_check_in_one_parallel_call() {
     assert_nothing_left(tmp.path());
 }
 
+/// `--check=console` logs in on the serial console after the boot: the table says what the
+/// system said, and `--json` carries the console facts.
+#[test]
+fn check_console_logs_in_and_reports_the_system_state() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, all) = standins();
+    let vm = all
+        .iter()
+        .find(|s| s.name == "vm")
+        .expect("the vm stand-in");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = nixos_generate(tmp.path())
+        .arg("--check=console")
+        .args(image_args(&dir, &[vm]))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("vm "))
+        .unwrap_or_else(|| panic!("no table row for vm: {text}"));
+    assert!(
+        row.contains("multi-user, console running"),
+        "the row names the console's state: {row}"
+    );
+    assert_nothing_left(tmp.path());
+}
+
 #[test]
 fn every_broken_standin_fails_with_its_reason() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
