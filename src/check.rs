@@ -60,6 +60,8 @@ pub async fn check_all(
         });
     }
     let mut results = Vec::new();
+    let stop = crate::signals::stop_requested();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             next = tasks.join_next() => match next {
@@ -67,10 +69,11 @@ pub async fn check_all(
                 Some(Err(e)) => return Err(Exit::CannotCheck(format!("a check task failed: {e}"))),
                 None => break,
             },
-            _ = tokio::signal::ctrl_c() => {
+            why = &mut stop => {
+                // Aborting drops each task's Machine: QEMU and helpers stopped, run dirs removed.
                 tasks.abort_all();
                 while tasks.join_next().await.is_some() {}
-                return Err(Exit::Interrupted);
+                return Err(why);
             }
         }
     }

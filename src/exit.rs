@@ -35,6 +35,9 @@ pub enum Exit {
     /// Ctrl-C.
     #[error("interrupted")]
     Interrupted,
+    /// Stopped by another signal (name, number), e.g. SIGTERM when a CI job is cancelled.
+    #[error("stopped by {0}")]
+    Terminated(&'static str, i32),
     /// The build succeeded but a result holds no file matching the format's pattern.
     #[error("{0}")]
     NoOutput(String),
@@ -51,6 +54,8 @@ impl Exit {
             Exit::DidNotBoot(_) => DID_NOT_BOOT,
             Exit::CannotCheck(_) => CANNOT_CHECK,
             Exit::Interrupted => INTERRUPTED,
+            // As a shell reports a process ended by a signal.
+            Exit::Terminated(_, number) => 128 + number,
         }
     }
 }

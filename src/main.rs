@@ -13,6 +13,7 @@ mod report;
 mod report_check;
 mod request;
 mod run;
+mod signals;
 mod targets;
 
 use std::{path::PathBuf, process::ExitCode};

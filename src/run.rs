@@ -57,28 +57,46 @@ pub async fn run(target: Target, opts: BootOptions) -> Result<(), Exit> {
         "nixos-generate: {} is booting; its serial console follows. Press Ctrl-] to detach and power off.\r",
         target.format.name
     );
-    let detached = {
+    let end = {
         let _raw = RawMode::enable();
         pump(&mut serial).await
     };
-    eprintln!(
-        "\r\nnixos-generate: {}; powering off\r",
-        if detached {
-            "detached"
-        } else {
-            "the console closed"
+    let why = match &end {
+        End::Detached => "detached".to_owned(),
+        End::Closed => "the console closed".to_owned(),
+        End::Stopped(exit) => exit.to_string(),
+    };
+    eprintln!("\r\nnixos-generate: {why}; powering off\r");
+    if let End::Stopped(_) = end {
+        // Asked to stop: no waiting for the guest, just a clean end of QEMU and the run dir.
+        machine.finish(true).await;
+    } else {
+        let _ = machine.qmp_powerdown(POWERDOWN_WITHIN).await;
+        if let Some(dir) = machine.finish(true).await {
+            eprintln!("nixos-generate: run directory kept: {}", dir.display());
         }
-    );
-    let _ = machine.qmp_powerdown(POWERDOWN_WITHIN).await;
-    if let Some(dir) = machine.finish(true).await {
-        eprintln!("nixos-generate: run directory kept: {}", dir.display());
     }
-    Ok(())
+    match end {
+        End::Stopped(exit) => Err(exit),
+        _ => Ok(()),
+    }
 }
 
-/// Copies terminal to console and console to terminal until Ctrl-] (true) or until the console
-/// closes because the machine stopped (false).
-async fn pump(serial: &mut tokio::net::UnixStream) -> bool {
+/// Why the console was let go.
+enum End {
+    /// Ctrl-] on the terminal.
+    Detached,
+    /// The machine stopped (its console socket closed).
+    Closed,
+    /// SIGINT, SIGTERM or SIGHUP to the command.
+    Stopped(Exit),
+}
+
+/// Copies terminal to console and console to terminal until Ctrl-], until the console closes
+/// because the machine stopped, or until a signal asks the command to stop.
+async fn pump(serial: &mut tokio::net::UnixStream) -> End {
+    let stop = crate::signals::stop_requested();
+    tokio::pin!(stop);
     let (mut from_guest, mut to_guest) = serial.split();
     let mut stdin = tokio::io::stdin();
     let mut stdout = tokio::io::stdout();
@@ -87,6 +105,7 @@ async fn pump(serial: &mut tokio::net::UnixStream) -> bool {
     let mut stdin_open = true;
     loop {
         tokio::select! {
+            why = &mut stop => return End::Stopped(why),
             n = stdin.read(&mut inbuf), if stdin_open => {
                 let n = n.unwrap_or(0);
                 if n == 0 {
@@ -98,13 +117,17 @@ async fn pump(serial: &mut tokio::net::UnixStream) -> bool {
                     Some(i) => (&input[..i], true),
                     None => (input, false),
                 };
-                if to_guest.write_all(keep).await.is_err() || detach {
-                    return detach;
+                if detach {
+                    let _ = to_guest.write_all(keep).await;
+                    return End::Detached;
+                }
+                if to_guest.write_all(keep).await.is_err() {
+                    return End::Closed;
                 }
             }
             n = from_guest.read(&mut outbuf) => {
                 match n {
-                    Ok(0) | Err(_) => return false,
+                    Ok(0) | Err(_) => return End::Closed,
                     Ok(n) => {
                         let _ = stdout.write_all(&outbuf[..n]).await;
                         let _ = stdout.flush().await;

@@ -222,8 +222,25 @@ fn a_failed_check_prints_the_reason_serial_tail_and_run_dir() {
     std::fs::remove_dir_all(kept).unwrap();
 }
 
-#[test]
-fn ctrl_c_during_a_check_leaves_nothing_behind() {
+/// Waits until a guest runs under `tmp` (a run directory there holds a non-empty serial log).
+fn wait_until_a_guest_runs_in(tmp: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let started = std::fs::read_dir(tmp)
+            .unwrap()
+            .flatten()
+            .any(|e| std::fs::metadata(e.path().join("serial.log")).is_ok_and(|m| m.len() > 0));
+        if started {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the guest never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Sends `signal` to a `--check` once its guest runs: the command exits with `code` and
+/// leaves no process or directory behind.
+fn signal_during_a_check_leaves_nothing_behind(signal: nix::sys::signal::Signal, code: i32) {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, all) = standins();
     let raw_efi = all
@@ -238,26 +255,51 @@ fn ctrl_c_during_a_check_leaves_nothing_behind() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Interrupt once the guest is running (its run directory holds the serial log).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let started = std::fs::read_dir(tmp.path())
-            .unwrap()
-            .flatten()
-            .any(|e| std::fs::metadata(e.path().join("serial.log")).is_ok_and(|m| m.len() > 0));
-        if started {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the guest never started");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until_a_guest_runs_in(tmp.path());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(code), "exit status after {signal}");
+    assert_nothing_left(tmp.path());
+}
+
+#[test]
+fn ctrl_c_during_a_check_leaves_nothing_behind() {
+    signal_during_a_check_leaves_nothing_behind(nix::sys::signal::SIGINT, 130);
+}
+
+/// What a CI system sends when it cancels a job.
+#[test]
+fn sigterm_during_a_check_leaves_nothing_behind() {
+    signal_during_a_check_leaves_nothing_behind(nix::sys::signal::SIGTERM, 143);
+}
+
+/// SIGTERM to `--run` (its console attached) stops the guest and removes the run directory.
+#[test]
+fn sigterm_during_run_leaves_nothing_behind() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, all) = standins();
+    let vm = all
+        .iter()
+        .find(|s| s.name == "vm")
+        .expect("the vm stand-in");
+    let tmp = tempfile::tempdir().unwrap();
+    let child = nixos_generate(tmp.path())
+        .arg("--run")
+        .args(image_args(&dir, &[vm]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_a_guest_runs_in(tmp.path());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::SIGINT,
+        nix::sys::signal::SIGTERM,
     )
     .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
     assert_nothing_left(tmp.path());
 }
 

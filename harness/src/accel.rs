@@ -48,7 +48,9 @@ async fn probe_in(dir: &Path) -> Result<bool, HarnessError> {
     let qmp_sock = dir.join("qmp.sock");
     let stderr = std::fs::File::create(dir.join("probe.stderr"))
         .map_err(|e| HarnessError::io("create probe.stderr", e))?;
-    let mut child = Command::new(QEMU)
+    let mut probe = Command::new(QEMU);
+    crate::lifeline::die_with_parent(&mut probe);
+    let mut child = probe
         .args([
             "-accel",
             "kvm",

@@ -127,6 +127,7 @@ async fn untar(tarball: &Path, dest: &Path, compression: &str) -> Result<(), Har
         .arg(dest)
         .arg("--no-same-owner")
         .stdout(std::process::Stdio::null());
+    crate::lifeline::die_with_parent(&mut cmd);
     run(&mut cmd, "tar", tarball).await
 }
 
@@ -142,6 +143,7 @@ async fn unpack_disk(
                 std::fs::File::create(&dest).map_err(|e| HarnessError::io("create disk.img", e))?;
             let mut cmd = Command::new("gzip");
             cmd.arg("-dc").arg(file).stdout(out);
+            crate::lifeline::die_with_parent(&mut cmd);
             run(&mut cmd, "gzip -d", file).await?;
             Ok(dest)
         }

@@ -20,6 +20,7 @@ mod error;
 pub mod firmware;
 pub mod image;
 mod launch;
+mod lifeline;
 mod machine;
 pub mod notify;
 pub mod options;

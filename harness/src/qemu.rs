@@ -64,6 +64,7 @@ impl QemuProcess {
             .stdout(file("qemu.stdout")?)
             .stderr(file("qemu.stderr")?)
             .process_group(group.unwrap_or(0));
+        crate::lifeline::die_with_parent(&mut cmd);
         let child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 HarnessError::MissingProgram {

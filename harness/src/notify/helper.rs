@@ -103,6 +103,7 @@ impl Helper {
         if let Some(pgid) = pgid {
             cmd.process_group(pgid);
         }
+        crate::lifeline::die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .map_err(|e| NotifyError::io(format!("spawn {}", program.display()), e))?;

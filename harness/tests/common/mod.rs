@@ -82,10 +82,11 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Pids of processes (zombies included) in process group `pgid`.
+/// Pids of live (non-zombie) processes in process group `pgid`.
 pub fn processes_in_group(pgid: i32) -> Vec<u32> {
     proc_entries()
-        .filter(|(_, stat)| stat_field(stat, 4).and_then(|f| f.parse::<i32>().ok()) == Some(pgid))
+        .filter(|(_, stat)| stat_field(stat, 5).and_then(|f| f.parse::<i32>().ok()) == Some(pgid))
+        .filter(|(_, stat)| !is_zombie(stat))
         .map(|(pid, _)| pid)
         .collect()
 }
@@ -93,7 +94,7 @@ pub fn processes_in_group(pgid: i32) -> Vec<u32> {
 /// The process group of `pid`.
 pub fn pgid_of(pid: u32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat_field(&stat, 4)?.parse().ok()
+    stat_field(&stat, 5)?.parse().ok()
 }
 
 fn proc_entries() -> impl Iterator<Item = (u32, String)> {
@@ -111,6 +112,7 @@ fn proc_entries() -> impl Iterator<Item = (u32, String)> {
 }
 
 /// Field `n` (1-based, as in proc(5)) of a stat line.
+/// Field `n` of `/proc/PID/stat`, numbered from 1 as in proc(5): 3 state, 4 ppid, 5 pgrp.
 fn stat_field(stat: &str, n: usize) -> Option<&str> {
     let after = &stat[stat.rfind(')')? + 2..];
     after.split_whitespace().nth(n - 3)
