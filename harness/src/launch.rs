@@ -25,49 +25,43 @@ pub(crate) fn launch_for(
         firmware::private_vars(&ovmf, &vars)?;
         Ok((ovmf, vars))
     };
-    let mut args = Vec::new();
-    let (program, env) = match bootable {
+    // QEMU started by us: the machine, the run's channels, then how this image boots.
+    // QEMU's own temporary files (the snapshot overlay) go into the run directory.
+    let qemu = |boot: Vec<String>| {
+        let mut args = profile::machine(accel, opts.memory_mib, opts.cpus);
+        args.extend(profile::channels(dir, opts.display));
+        args.extend(boot);
+        let env = vec![("TMPDIR".to_string(), dir.to_string_lossy().into_owned())];
+        (PathBuf::from(QEMU), env, args)
+    };
+    let (program, env, mut args) = match bootable {
         Bootable::Runner(script) => {
-            args.extend(profile::channels(dir, opts.display));
+            let mut args = profile::channels(dir, opts.display);
             args.extend(profile::runner_args(opts.memory_mib, opts.cpus));
-            (script.clone(), profile::runner_env(dir, accel))
+            (script.clone(), profile::runner_env(dir, accel), args)
         }
-        other => {
-            args.extend(profile::machine(accel, opts.memory_mib, opts.cpus));
-            args.extend(profile::channels(dir, opts.display));
-            args.extend(match other {
-                Bootable::Disk {
-                    path,
-                    format: driver,
-                    snapshot,
-                } => {
-                    if format.profile == formats::Profile::EfiDisk {
-                        let (o, vars) = ovmf()?;
-                        profile::efi_disk(&o, &vars, path, driver, *snapshot)
-                    } else {
-                        profile::bios_disk(dir, path, driver, *snapshot)
-                    }
-                }
-                Bootable::Iso(iso) => match opts.iso_firmware {
-                    IsoFirmware::Uefi => {
-                        let (o, vars) = ovmf()?;
-                        profile::iso_uefi(&o, &vars, iso)
-                    }
-                    IsoFirmware::Bios => profile::iso_bios(dir, iso),
-                },
-                Bootable::Kernel {
-                    kernel,
-                    initrd,
-                    cmdline,
-                } => profile::kexec(kernel, initrd, cmdline),
-                Bootable::Runner(_) => Vec::new(),
-            });
-            // QEMU's own temporary files (the snapshot overlay) go into the run directory.
-            (
-                PathBuf::from(QEMU),
-                vec![("TMPDIR".to_string(), dir.to_string_lossy().into_owned())],
-            )
-        }
+        Bootable::Disk {
+            path,
+            format: driver,
+            snapshot,
+        } => qemu(if format.profile == formats::Profile::EfiDisk {
+            let (o, vars) = ovmf()?;
+            profile::efi_disk(&o, &vars, path, driver, *snapshot)
+        } else {
+            profile::bios_disk(dir, path, driver, *snapshot)
+        }),
+        Bootable::Iso(iso) => qemu(match opts.iso_firmware {
+            IsoFirmware::Uefi => {
+                let (o, vars) = ovmf()?;
+                profile::iso_uefi(&o, &vars, iso)
+            }
+            IsoFirmware::Bios => profile::iso_bios(dir, iso),
+        }),
+        Bootable::Kernel {
+            kernel,
+            initrd,
+            cmdline,
+        } => qemu(profile::kexec(kernel, initrd, cmdline)),
     };
     args.extend(opts.extra_qemu_args.iter().cloned());
     Ok(Launch {
@@ -117,38 +111,25 @@ mod tests {
 
     #[test]
     fn efi_disk_launch_copies_vars_and_protects_the_image() {
-        if firmware::locate(None).is_err() {
-            // Without OVMF installed the one-line error is the expected result.
-            let dir = tempfile::tempdir().unwrap();
-            let b = Bootable::Disk {
-                path: "/i.img".into(),
-                format: "raw".into(),
-                snapshot: true,
-            };
-            let e = launch_for(
-                &b,
-                fmt("raw-efi"),
-                &BootOptions::default(),
-                Accel::Tcg,
-                dir.path(),
-            );
-            assert!(e.unwrap_err().to_string().contains("ovmf"));
-            return;
-        }
         let dir = tempfile::tempdir().unwrap();
         let b = Bootable::Disk {
             path: "/i.img".into(),
             format: "raw".into(),
             snapshot: true,
         };
-        let l = launch_for(
+        let launched = launch_for(
             &b,
             fmt("raw-efi"),
             &BootOptions::default(),
             Accel::Tcg,
             dir.path(),
-        )
-        .unwrap();
+        );
+        if firmware::locate(None).is_err() {
+            // Without OVMF installed the one-line error is the expected result.
+            assert!(launched.unwrap_err().to_string().contains("ovmf"));
+            return;
+        }
+        let l = launched.unwrap();
         assert_eq!(l.program, PathBuf::from(QEMU));
         assert!(dir.path().join("vars.fd").is_file());
         assert!(l

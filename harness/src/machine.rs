@@ -274,30 +274,29 @@ impl Machine {
                 command: "system_powerdown".into(),
                 detail: "no QMP session".into(),
             })?;
-            if let Err(e) = qmp.execute(&qapi::qmp::system_powerdown {}).await {
-                // A press that races QEMU's own exit (the guest powered off since the last
-                // press) finds the socket closed: what counts is whether QEMU then exits.
-                let left = deadline.saturating_duration_since(Instant::now());
-                return match tokio::time::timeout(left, wait_exit(self.qemu.as_mut())).await {
-                    Ok(exit_status) => Ok(PoweredOff {
-                        took: t0.elapsed(),
-                        exit_status,
-                    }),
-                    Err(_) => Err(e),
-                };
-            }
+            let pressed = qmp.execute(&qapi::qmp::system_powerdown {}).await;
+            // A press that races QEMU's own exit (the guest powered off since the last press)
+            // finds the socket closed: what counts then is whether QEMU exits, so wait for that
+            // until the deadline instead of pressing again.
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left.min(PRESS_AGAIN), wait_exit(self.qemu.as_mut())).await {
+            let wait = if pressed.is_ok() {
+                left.min(PRESS_AGAIN)
+            } else {
+                left
+            };
+            match tokio::time::timeout(wait, wait_exit(self.qemu.as_mut())).await {
                 Ok(exit_status) => {
                     return Ok(PoweredOff {
                         took: t0.elapsed(),
                         exit_status,
                     })
                 }
-                Err(_) if Instant::now() >= deadline => {
-                    return Err(HarnessError::PowerdownTimeout { within })
+                Err(_) => {
+                    pressed?;
                 }
-                Err(_) => continue,
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::PowerdownTimeout { within });
             }
         }
     }
