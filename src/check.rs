@@ -35,8 +35,9 @@ impl Checked {
     }
 }
 
-/// Checks every target, in parallel within the machine's capacity. Ctrl-C stops every machine
-/// (their drop kills QEMU and helpers and removes run directories) and exits 130.
+/// Checks every target, in parallel within the machine's capacity. Ctrl-C, SIGTERM or SIGHUP
+/// stops every machine (their drop kills QEMU and helpers and removes run directories) and
+/// exits 130, 143 or 129.
 pub async fn check_all(
     targets: Vec<Target>,
     opts: BootOptions,

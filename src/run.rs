@@ -61,25 +61,22 @@ pub async fn run(target: Target, opts: BootOptions) -> Result<(), Exit> {
         let _raw = RawMode::enable();
         pump(&mut serial).await
     };
-    let why = match &end {
-        End::Detached => "detached".to_owned(),
-        End::Closed => "the console closed".to_owned(),
-        End::Stopped(exit) => exit.to_string(),
+    let why = match end {
+        End::Detached => "detached",
+        End::Closed => "the console closed",
+        End::Stopped(exit) => {
+            // Asked to stop: no waiting for the guest, just a clean end of QEMU and the run dir.
+            eprintln!("\r\nnixos-generate: {exit}; stopping the machine\r");
+            machine.finish(true).await;
+            return Err(exit);
+        }
     };
     eprintln!("\r\nnixos-generate: {why}; powering off\r");
-    if let End::Stopped(_) = end {
-        // Asked to stop: no waiting for the guest, just a clean end of QEMU and the run dir.
-        machine.finish(true).await;
-    } else {
-        let _ = machine.qmp_powerdown(POWERDOWN_WITHIN).await;
-        if let Some(dir) = machine.finish(true).await {
-            eprintln!("nixos-generate: run directory kept: {}", dir.display());
-        }
+    let _ = machine.qmp_powerdown(POWERDOWN_WITHIN).await;
+    if let Some(dir) = machine.finish(true).await {
+        eprintln!("nixos-generate: run directory kept: {}", dir.display());
     }
-    match end {
-        End::Stopped(exit) => Err(exit),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 /// Why the console was let go.

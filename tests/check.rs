@@ -22,6 +22,13 @@ fn standins() -> (PathBuf, Vec<Standin>) {
     (dir, manifest)
 }
 
+/// The stand-in called `name`.
+fn standin<'a>(all: &'a [Standin], name: &str) -> &'a Standin {
+    all.iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no stand-in called {name}"))
+}
+
 fn nixos_generate(tmp: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_nixos-generate"));
     c.env("TMPDIR", tmp).stdin(Stdio::null());
@@ -123,10 +130,7 @@ fn every_good_standin_passes_check_in_one_parallel_call() {
 fn check_console_logs_in_and_reports_the_system_state() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, all) = standins();
-    let vm = all
-        .iter()
-        .find(|s| s.name == "vm")
-        .expect("the vm stand-in");
+    let vm = standin(&all, "vm");
     let tmp = tempfile::tempdir().unwrap();
     let out = nixos_generate(tmp.path())
         .arg("--check=console")
@@ -243,10 +247,7 @@ fn wait_until_a_guest_runs_in(tmp: &Path) {
 fn signal_during_a_check_leaves_nothing_behind(signal: nix::sys::signal::Signal, code: i32) {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, all) = standins();
-    let raw_efi = all
-        .iter()
-        .find(|s| s.name == "raw-efi")
-        .expect("the raw-efi stand-in");
+    let raw_efi = standin(&all, "raw-efi");
     let tmp = tempfile::tempdir().unwrap();
     let mut child = nixos_generate(tmp.path())
         .arg("--check")
@@ -278,10 +279,7 @@ fn sigterm_during_a_check_leaves_nothing_behind() {
 fn sigterm_during_run_leaves_nothing_behind() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, all) = standins();
-    let vm = all
-        .iter()
-        .find(|s| s.name == "vm")
-        .expect("the vm stand-in");
+    let vm = standin(&all, "vm");
     let tmp = tempfile::tempdir().unwrap();
     let child = nixos_generate(tmp.path())
         .arg("--run")
@@ -307,10 +305,7 @@ fn sigterm_during_run_leaves_nothing_behind() {
 fn run_is_interactive_from_a_terminal() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, all) = standins();
-    let vm = all
-        .iter()
-        .find(|s| s.name == "vm")
-        .expect("the vm stand-in");
+    let vm = standin(&all, "vm");
     let tmp = tempfile::tempdir().unwrap();
     let session = format!("ng-run-{}", std::process::id());
     let status_file = tmp.path().join("status");
