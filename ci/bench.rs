@@ -65,19 +65,18 @@ fn main() {
             let mut ways = [Way::Bare, Way::Serial, Way::Vsock];
             ways.rotate_left(round % 3);
             for way in ways {
-                let took = match way {
-                    Way::Bare => bare_qemu(name, &image),
-                    Way::Serial => {
-                        runtime.block_on(harness_boot(format, &image, NotifyChoice::Off))
-                    }
-                    Way::Vsock => {
-                        runtime.block_on(harness_boot(format, &image, NotifyChoice::Auto))
-                    }
-                };
                 match way {
-                    Way::Bare => bare.push(took),
-                    Way::Serial => serial.push(took),
-                    Way::Vsock => vsock.push(took),
+                    Way::Bare => bare.push(bare_qemu(name, &image)),
+                    Way::Serial => serial.push(runtime.block_on(harness_boot(
+                        format,
+                        &image,
+                        NotifyChoice::Off,
+                    ))),
+                    Way::Vsock => vsock.push(runtime.block_on(harness_boot(
+                        format,
+                        &image,
+                        NotifyChoice::Auto,
+                    ))),
                 }
             }
             eprintln!(
