@@ -1,4 +1,4 @@
-//! Console text handling: ANSI escape stripping, command markers, kernel-line filtering and
+//! Console text handling: ANSI escape stripping, command markers, kernel-message removal and
 //! log tails. Pure functions, so the console scenario's parsing is testable without a guest.
 
 use std::sync::OnceLock;
@@ -17,12 +17,17 @@ pub fn tail_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Whether a console line is a kernel message (`[   12.345678] ...`), which the kernel may
-/// print into the middle of a command's output.
-pub fn is_kernel_line(line: &str) -> bool {
+/// Removes the kernel's console messages (`[   12.345678] text`, up to and including their
+/// newline) from console text, wherever they land: the kernel writes to the serial port
+/// without regard for the shell's output, so a message can start at a line's beginning or in
+/// the middle of a command's output line (seen in CI: `cat /proc/cmdline` read back as
+/// `...boot.panic_on_fail[   28.288083] cdrom: Uniform CD-ROM driver Revision: 3.20`).
+/// Removing the message with its own newline leaves the interrupted line whole.
+pub fn strip_kernel_messages(text: &str) -> String {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^\s*\[\s*\d+\.\d+\]").expect("static regex"))
-        .is_match(line)
+    RE.get_or_init(|| Regex::new(r"\[ *\d+\.\d{6}\] [^\n]*\n?").expect("static regex"))
+        .replace_all(text, "")
+        .into_owned()
 }
 
 /// The markers that frame one command's output on the console.
@@ -69,7 +74,7 @@ impl Markers {
     /// Extracts the framed output from console text, or `None` while the end marker has not
     /// arrived yet.
     pub fn parse(&self, raw: &str) -> Option<Marked> {
-        let text = strip_ansi(raw);
+        let text = strip_kernel_messages(&strip_ansi(raw));
         // Not anchored at the line start: with echo off, the output follows the prompt on the
         // prompt's line. The echoed command shows `__NG_''BEGIN`, which never matches.
         let begin =
@@ -81,7 +86,6 @@ impl Markers {
         let body = &text[b.end()..caps.get(0).expect("whole match").start()];
         let output = body
             .lines()
-            .filter(|l| !is_kernel_line(l))
             .map(str::trim_end)
             .filter(|l| !l.is_empty())
             .collect::<Vec<_>>()
@@ -115,7 +119,7 @@ mod tests {
             "echo __NG_''BEGIN_7__; systemctl is-system-running --wait; echo __NG_END_7_$?__"
         );
         let console = format!(
-            "root@standin:~# {typed}\r\n__NG_BEGIN_7__\r\n[   12.5] random: crng init done\r\n\x1b[1mdegraded\x1b[0m\r\n__NG_END_7_1__\r\nroot@standin:~# "
+            "root@standin:~# {typed}\r\n__NG_BEGIN_7__\r\n[   12.500000] random: crng init done\r\n\x1b[1mdegraded\x1b[0m\r\n__NG_END_7_1__\r\nroot@standin:~# "
         );
         assert_eq!(
             m.parse(&console),
@@ -123,6 +127,25 @@ mod tests {
                 code: 1,
                 output: "degraded".into()
             })
+        );
+    }
+
+    #[test]
+    fn kernel_message_in_the_middle_of_an_output_line_is_removed() {
+        let m = Markers::new(5);
+        let console = "__NG_BEGIN_5__\r\ninit=/nix/store/x/init boot.panic_on_fail[   28.288083] cdrom: Uniform CD-ROM driver Revision: 3.20\r\n\r\n__NG_END_5_0__\r\n";
+        assert_eq!(
+            m.parse(console).map(|m| m.output),
+            Some("init=/nix/store/x/init boot.panic_on_fail".into())
+        );
+        assert_eq!(
+            strip_kernel_messages("ab[    1.000000] x: y\ncd\n[ 2.500000] z\n"),
+            "abcd\n"
+        );
+        // Bracketed text that is not a kernel timestamp stays.
+        assert_eq!(
+            strip_kernel_messages("[1.5] ok\n[ OK ] x\n"),
+            "[1.5] ok\n[ OK ] x\n"
         );
     }
 
