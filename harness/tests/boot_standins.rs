@@ -2,7 +2,8 @@
 //! the good ones, the expected reason for each broken one, detected within 5 s of the
 //! guest's own failure message (timed from outside by polling the logs). After every run no
 //! process of the run is left, a success leaves no run directory, a failure keeps it (named in
-//! the verdict), and the disk images of raw-efi and qcow are byte-for-byte unchanged.
+//! the verdict; removed by the test when the failure was the expected one, otherwise left in
+//! place with its serial log's tail in the test's message), and the disk images of raw-efi and qcow are byte-for-byte unchanged.
 //!
 //! Stand-ins: `$NIXGEN_STANDINS`, else `ci/standins/build`; missing stand-ins fail the test.
 
@@ -138,10 +139,20 @@ async fn boot_one(dir: &Path, s: &Standin) -> Result<String, String> {
     if !left.is_empty() {
         problems.push(format!("processes left: {left:?}"));
     }
+    let as_expected = problems.is_empty();
     match (&verdict.run_dir, verdict.is_ready()) {
         (None, true) if !started_dir.exists() => {}
         (Some(kept), false) if kept == &started_dir && kept.join("serial.log").exists() => {
-            std::fs::remove_dir_all(kept).map_err(|e| e.to_string())?;
+            if as_expected {
+                std::fs::remove_dir_all(kept).map_err(|e| e.to_string())?;
+            } else {
+                // An unexpected failure keeps its evidence, and the test output shows it.
+                problems.push(format!(
+                    "run dir kept: {}\n--- serial.log (last 40 lines) ---\n{}",
+                    kept.display(),
+                    log_tail(&kept.join("serial.log"), 40)
+                ));
+            }
         }
         (kept, ready) => problems.push(format!(
             "run dir {} (exists: {}) kept as {kept:?} after ready={ready}",
@@ -186,6 +197,14 @@ fn detection_latency(
     let latency = verdict_at.saturating_duration_since(msg_at);
     (latency > DETECTION_BUDGET)
         .then(|| format!("detected {latency:?} after the guest's message {needle:?}"))
+}
+
+/// The last `n` lines of a log file, ANSI escapes removed.
+fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let text = harness::detect::strip_ansi(&String::from_utf8_lossy(&text));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn detail(v: &Verdict) -> String {
