@@ -62,9 +62,22 @@ impl Markers {
     }
 
     /// A regex that finds the end marker (with the exit status) in raw console bytes; the
-    /// echoed command line shows `$?` in its place, so it never matches.
+    /// echoed command line shows `$?` in its place, so it never matches. A kernel message
+    /// printed into the middle of the marker (see [`strip_kernel_messages`]) still matches.
     pub fn end_pattern(&self) -> String {
-        format!(r"__NG_END_{}_\d+__", self.id)
+        /// An optional kernel message with its line end, as it lands in raw console bytes.
+        const KMSG: &str = r"(?:\[ *\d+\.\d{6}\] [^\n]*\n)?";
+        let literal = |text: &str| {
+            text.chars()
+                .map(|c| regex::escape(&c.to_string()))
+                .collect::<Vec<_>>()
+                .join(KMSG)
+        };
+        format!(
+            r"{}{KMSG}\d(?:{KMSG}\d)*{KMSG}{}",
+            literal(&format!("__NG_END_{}_", self.id)),
+            literal("__")
+        )
     }
 
     fn end_regex(&self) -> Regex {
@@ -147,6 +160,25 @@ mod tests {
             strip_kernel_messages("[1.5] ok\n[ OK ] x\n"),
             "[1.5] ok\n[ OK ] x\n"
         );
+    }
+
+    #[test]
+    fn end_marker_split_by_a_kernel_message_is_found() {
+        let m = Markers::new(12);
+        let end = Regex::new(&m.end_pattern()).unwrap();
+        let console = "__NG_BEGIN_12__\r\nrunning\r\n__NG_EN[   30.000001] sr 0:0:0:0: Attached\r\nD_12_0__\r\n";
+        let found = end.find(console).expect("split marker found");
+        assert!(found.as_str().ends_with("D_12_0__"));
+        assert_eq!(
+            m.parse(&console[..found.end()]),
+            Some(Marked {
+                code: 0,
+                output: "running".into()
+            })
+        );
+        assert!(end.is_match("__NG_END_12_127__"));
+        assert!(!end.is_match("echo __NG_END_12_$?__"));
+        assert!(!end.is_match("__NG_END_1_0__"));
     }
 
     #[test]
