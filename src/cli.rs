@@ -100,9 +100,9 @@ pub struct Cli {
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub memory: u32,
 
-    /// Guest CPUs for --run/--check.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub cpus: u32,
+    /// Guest CPUs for --run/--check [default: 1 under TCG, 2 under KVM].
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
 
     /// Accelerator for --run/--check; auto probes KVM by starting a guest.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]

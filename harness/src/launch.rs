@@ -28,7 +28,7 @@ pub(crate) fn launch_for(
     // QEMU started by us: the machine, the run's channels, then how this image boots.
     // QEMU's own temporary files (the snapshot overlay) go into the run directory.
     let qemu = |boot: Vec<String>| {
-        let mut args = profile::machine(accel, opts.memory_mib, opts.cpus);
+        let mut args = profile::machine(accel, opts.memory_mib, opts.cpus_for(accel));
         args.extend(profile::channels(dir, opts.display));
         args.extend(boot);
         let env = vec![("TMPDIR".to_string(), dir.to_string_lossy().into_owned())];
@@ -37,7 +37,7 @@ pub(crate) fn launch_for(
     let (program, env, mut args) = match bootable {
         Bootable::Runner(script) => {
             let mut args = profile::channels(dir, opts.display);
-            args.extend(profile::runner_args(opts.memory_mib, opts.cpus));
+            args.extend(profile::runner_args(opts.memory_mib, opts.cpus_for(accel)));
             (script.clone(), profile::runner_env(dir, accel), args)
         }
         Bootable::Disk {

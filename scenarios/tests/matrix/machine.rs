@@ -99,7 +99,7 @@ fn failure(reason: &str, tail: &str, kept: Option<&Path>) -> String {
 /// harness's defaults otherwise.
 fn options() -> BootOptions {
     BootOptions {
-        cpus: 1,
+        cpus: Some(1),
         ..BootOptions::default()
     }
 }
