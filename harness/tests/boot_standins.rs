@@ -3,7 +3,8 @@
 //! guest's own failure message (timed from outside by polling the logs). After every run no
 //! process of the run is left, a success leaves no run directory, a failure keeps it (named in
 //! the verdict; removed by the test when the failure was the expected one, otherwise left in
-//! place with its serial log's tail in the test's message), and the disk images of raw-efi and qcow are byte-for-byte unchanged.
+//! place with its serial log's tail in the test's message), and the disk images of raw-efi and
+//! qcow are byte-for-byte unchanged.
 //!
 //! Stand-ins: `$NIXGEN_STANDINS`, else `ci/standins/build`; missing stand-ins fail the test.
 
@@ -150,7 +151,12 @@ async fn boot_one(dir: &Path, s: &Standin) -> Result<String, String> {
                 problems.push(format!(
                     "run dir kept: {}\n--- serial.log (last 40 lines) ---\n{}",
                     kept.display(),
-                    log_tail(&kept.join("serial.log"), 40)
+                    harness::detect::tail_lines(
+                        &String::from_utf8_lossy(
+                            &std::fs::read(kept.join("serial.log")).unwrap_or_default()
+                        ),
+                        40
+                    )
                 ));
             }
         }
@@ -197,14 +203,6 @@ fn detection_latency(
     let latency = verdict_at.saturating_duration_since(msg_at);
     (latency > DETECTION_BUDGET)
         .then(|| format!("detected {latency:?} after the guest's message {needle:?}"))
-}
-
-/// The last `n` lines of a log file, ANSI escapes removed.
-fn log_tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read(path).unwrap_or_default();
-    let text = harness::detect::strip_ansi(&String::from_utf8_lossy(&text));
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn detail(v: &Verdict) -> String {

@@ -195,6 +195,13 @@ pub fn strip_ansi(text: &str) -> String {
         .collect()
 }
 
+/// The last `n` lines of console `text` (ANSI escapes stripped), joined with newlines.
+pub fn tail_lines(text: &str, n: usize) -> String {
+    let clean = strip_ansi(text);
+    let lines: Vec<&str> = clean.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +343,12 @@ mod tests {
             ]),
             Some(Finding::Failed(Reason::BootloaderStuck))
         );
+    }
+
+    #[test]
+    fn tail_keeps_last_lines() {
+        assert_eq!(tail_lines("a\nb\nc\nd\n", 2), "c\nd");
+        assert_eq!(tail_lines("a", 30), "a");
     }
 
     #[test]
