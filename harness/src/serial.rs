@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use crate::detect::strip_ansi;
+use crate::detect::{strip_ansi, KERNEL_TIMESTAMP};
 
 /// Reads a growing log file and cuts it into console lines (`\r\n`, `\n` or `\r` ends a
 /// line). The kernel writes its messages to the serial port without regard for what the tty
@@ -29,7 +29,7 @@ pub struct LogTail {
 /// than blanks precedes it: the line was interrupted by the kernel.
 fn kernel_message_inside(line: &str) -> Option<usize> {
     static RE: OnceLock<Regex> = OnceLock::new();
-    let re = RE.get_or_init(|| Regex::new(r"\[ *\d+\.\d{6}\] ").expect("static regex"));
+    let re = RE.get_or_init(|| Regex::new(KERNEL_TIMESTAMP).expect("static regex"));
     re.find_iter(line)
         .map(|m| m.start())
         .find(|&at| !line[..at].trim().is_empty())

@@ -14,6 +14,8 @@ pub use harness::detect::strip_ansi;
 /// harness's function too.
 pub use harness::detect::tail_lines;
 
+use harness::detect::KERNEL_TIMESTAMP;
+
 /// Removes the kernel's console messages (`[   12.345678] text`, up to and including their
 /// newline) from console text, wherever they land: the kernel writes to the serial port
 /// without regard for the shell's output, so a message can start at a line's beginning or in
@@ -22,7 +24,7 @@ pub use harness::detect::tail_lines;
 /// Removing the message with its own newline leaves the interrupted line whole.
 pub fn strip_kernel_messages(text: &str) -> String {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"\[ *\d+\.\d{6}\] [^\n]*\n?").expect("static regex"))
+    RE.get_or_init(|| Regex::new(&format!(r"{KERNEL_TIMESTAMP}[^\n]*\n?")).expect("static regex"))
         .replace_all(text, "")
         .into_owned()
 }
@@ -62,16 +64,16 @@ impl Markers {
     /// echoed command line shows `$?` in its place, so it never matches. A kernel message
     /// printed into the middle of the marker (see [`strip_kernel_messages`]) still matches.
     pub fn end_pattern(&self) -> String {
-        /// An optional kernel message with its line end, as it lands in raw console bytes.
-        const KMSG: &str = r"(?:\[ *\d+\.\d{6}\] [^\n]*\n)?";
+        // An optional kernel message with its line end, as it lands in raw console bytes.
+        let kmsg = format!(r"(?:{KERNEL_TIMESTAMP}[^\n]*\n)?");
         let literal = |text: &str| {
             text.chars()
                 .map(|c| regex::escape(&c.to_string()))
                 .collect::<Vec<_>>()
-                .join(KMSG)
+                .join(&kmsg)
         };
         format!(
-            r"{}{KMSG}\d(?:{KMSG}\d)*{KMSG}{}",
+            r"{}{kmsg}\d(?:{kmsg}\d)*{kmsg}{}",
             literal(&format!("__NG_END_{}_", self.id)),
             literal("__")
         )

@@ -179,6 +179,11 @@ impl TextDetector {
     }
 }
 
+/// The start of a kernel console message: its timestamp, `[   28.288083] ` (seconds with six
+/// decimals, then a space). The kernel prints these into the serial console whatever else is
+/// being printed, so readers of console text recognise them with this one pattern.
+pub const KERNEL_TIMESTAMP: &str = r"\[ *\d+\.\d{6}\] ";
+
 /// Removes ANSI/VT100 escape sequences, carriage returns and the other control characters
 /// except newline and tab.
 pub fn strip_ansi(text: &str) -> String {
