@@ -24,8 +24,8 @@ use harness::{AccelChoice, BootOptions, Machine, NotifyChoice};
 
 const MULTI_USER_LINE: &str = "Reached target multi-user.target";
 const MEMORY_MIB: u32 = 1024;
-/// One vCPU, the harness's default under TCG (see `harness::options::default_cpus`).
-const CPUS: u32 = 1;
+/// The harness's default vCPU count under TCG, for the bare QEMU command line as well.
+const CPUS: u32 = harness::options::default_cpus(harness::Accel::Tcg);
 
 /// How long one boot may take before the benchmark gives up on it.
 const BOOT_BOUND: Duration = Duration::from_secs(300);

@@ -84,7 +84,7 @@ pub fn default_timeout(accel: crate::Accel) -> Duration {
 /// `text_poke` users, then "Kernel panic - not syncing: Fatal exception in interrupt"; Red Hat
 /// bug 2216496). Seen here on QEMU 7.2 in two of about ten full test runs with two vCPUs, never
 /// with one. An explicit `cpus` is honoured.
-pub fn default_cpus(accel: crate::Accel) -> u32 {
+pub const fn default_cpus(accel: crate::Accel) -> u32 {
     match accel {
         crate::Accel::Kvm => 2,
         crate::Accel::Tcg => 1,
