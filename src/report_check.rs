@@ -101,7 +101,7 @@ fn print_failure(c: &Checked) {
     }
     if let Some(dir) = &c.run_dir {
         println!(
-            "-- run directory kept: {} (serial.log, qemu.stderr, qmp.log, screenshot if any)",
+            "-- run directory kept: {} (serial.log, qemu.stderr, qmp.log, notify.log, screenshot if any)",
             dir.display()
         );
     }

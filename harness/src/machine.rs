@@ -193,6 +193,7 @@ impl Machine {
                 serial_log: self.path.join("serial.log"),
                 qemu_stderr: self.path.join("qemu.stderr"),
                 qmp_log: self.path.join("qmp.log"),
+                notify_log: Some(self.path.join(crate::notify::LOG_NAME)).filter(|p| p.exists()),
                 screenshot: self.screenshot.clone(),
             },
             qemu_args: self.command_line.clone(),

@@ -169,6 +169,9 @@ pub struct Evidence {
     pub qemu_stderr: PathBuf,
     /// Every QMP command and event, timestamped.
     pub qmp_log: PathBuf,
+    /// Every connection of the guest's systemd on the vsock notify channel, timestamped
+    /// (absent when the channel was serial-only).
+    pub notify_log: Option<PathBuf>,
     /// A screendump taken when the boot failed, if the guest has a display.
     pub screenshot: Option<PathBuf>,
 }

@@ -1,8 +1,10 @@
 //! The host side of the notify socket: accept one connection per message, read it, close it,
-//! and deliver the parsed message in arrival order.
+//! and deliver the parsed message in arrival order. Every connection is also written to the
+//! run's `notify.log` (when it opened, how long the host held it, what it carried): the guest's
+//! PID 1 blocks until the host closes, so this is the evidence when a guest stalls.
 
 use std::future::Future;
-use std::io;
+use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -108,15 +110,35 @@ impl Acceptor for VsockListener {
     }
 }
 
+/// One line of `notify.log`: seconds since the channel opened when the connection was
+/// accepted, how long the host held it, the bytes read, and the message on one line.
+pub fn log_line(accepted: Duration, held: Duration, raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let fields: Vec<&str> = text.split(['\n', '\r']).filter(|l| !l.is_empty()).collect();
+    let what = if raw.is_empty() {
+        "(nothing sent)".to_owned()
+    } else {
+        fields.join(" ")
+    };
+    format!(
+        "{:9.3} held {:6.3}s {:5} bytes  {what}\n",
+        accepted.as_secs_f64(),
+        held.as_secs_f64(),
+        raw.len()
+    )
+}
+
 /// Serves the notify socket: one connection per message, handled one at a time and in order
 /// (the guest's PID 1 waits for each close). With `only_cid`, connections from any other CID
-/// (or of unknown CID) are closed unread. Ends when the receiver is dropped.
+/// (or of unknown CID) are closed unread. Each connection is appended to `log`, if given.
+/// Ends when the receiver is dropped.
 pub async fn serve<A: Acceptor>(
     mut acceptor: A,
     only_cid: Option<u32>,
     tx: mpsc::Sender<NotifyMessage>,
     limits: ReadLimits,
     opened: Instant,
+    mut log: Option<std::fs::File>,
 ) {
     loop {
         let Ok((mut conn, peer)) = acceptor.accept().await else {
@@ -126,8 +148,18 @@ pub async fn serve<A: Acceptor>(
         if only_cid.is_some() && peer != only_cid {
             continue; // dropping closes it
         }
+        let accepted = Instant::now();
         let raw = read_message(&mut conn, limits).await.unwrap_or_default();
         drop(conn); // close from the host side: PID 1 waits for this
+        if let Some(file) = log.as_mut() {
+            let line = log_line(
+                accepted.saturating_duration_since(opened),
+                accepted.elapsed(),
+                &raw,
+            );
+            // Evidence only: a full disk must not stop the channel.
+            let _ = file.write_all(line.as_bytes());
+        }
         if !deliver(&tx, &raw, opened) {
             return;
         }
@@ -200,7 +232,15 @@ mod tests {
         }
         conns.reverse(); // Fake pops from the end
         let (tx, mut rx) = mpsc::channel(8);
-        let task = tokio::spawn(serve(Fake(conns), Some(7), tx, fast(), Instant::now()));
+        let log = tempfile::tempfile().unwrap();
+        let task = tokio::spawn(serve(
+            Fake(conns),
+            Some(7),
+            tx,
+            fast(),
+            Instant::now(),
+            Some(log.try_clone().unwrap()),
+        ));
         let msg = rx.recv().await.unwrap();
         assert_eq!(msg.to_string(), "STATUS=a");
         for mut guest in guests {
@@ -210,6 +250,31 @@ mod tests {
         }
         assert!(rx.try_recv().is_err(), "other CIDs are not heard");
         task.abort();
+        let mut logged = String::new();
+        let mut log = log;
+        use std::io::{Read, Seek};
+        log.rewind().unwrap();
+        log.read_to_string(&mut logged).unwrap();
+        assert_eq!(
+            logged.lines().count(),
+            1,
+            "only the heard connection: {logged}"
+        );
+        assert!(logged.contains("8 bytes  STATUS=a"), "{logged}");
+    }
+
+    #[test]
+    fn log_lines_put_a_message_on_one_line() {
+        let line = log_line(
+            Duration::from_millis(12_345),
+            Duration::from_millis(11),
+            b"STOPPING=1\nSTATUS=Shutting down\n",
+        );
+        assert_eq!(
+            line,
+            "   12.345 held  0.011s    32 bytes  STOPPING=1 STATUS=Shutting down\n"
+        );
+        assert!(log_line(Duration::ZERO, Duration::from_secs(5), b"").contains("(nothing sent)"));
     }
 
     #[tokio::test]

@@ -30,6 +30,8 @@
 //!    listens on `RUN/vsock_<PORT>`.
 //! 3. Neither: [`Transport::SerialOnly`] with the reasons.
 //!
+//! Every connection is recorded in `RUN/notify.log` ([`LOG_NAME`]).
+//!
 //! Each message is read until EOF or until the bytes stop for [`ReadLimits::idle`] (no EOF
 //! arrives through vhost-device-vsock), then the host closes the connection: the guest's PID 1
 //! waits for that close.
@@ -70,6 +72,8 @@ use helper::Helper;
 /// The vsock port the guest connects to with transport 2 (the helper is private to the run,
 /// so a fixed port cannot collide).
 pub const HELPER_PORT: u32 = 9876;
+/// The file in the run directory that records every notify connection.
+pub const LOG_NAME: &str = "notify.log";
 /// Capacity of the message channel (a boot sends a few dozen).
 const CHANNEL_CAPACITY: usize = 1024;
 /// `VMADDR_PORT_ANY`: let the kernel choose the AF_VSOCK port.
@@ -118,10 +122,10 @@ impl NotifyChannel {
         let opened = Instant::now();
         match opts.choice {
             NotifyChoice::Off => Ok(Self::serial_only("notify disabled".into(), opened)),
-            NotifyChoice::VhostVsock => Self::open_vhost_vsock(opts, opened),
+            NotifyChoice::VhostVsock => Self::open_vhost_vsock(run_dir, opts, opened),
             NotifyChoice::VhostDeviceVsock => Self::open_helper(run_dir, opts, opened).await,
             NotifyChoice::Auto => {
-                let e1 = match Self::open_vhost_vsock(opts, opened) {
+                let e1 = match Self::open_vhost_vsock(run_dir, opts, opened) {
                     Ok(chan) => return Ok(chan),
                     Err(e) => e,
                 };
@@ -151,6 +155,7 @@ impl NotifyChannel {
     }
 
     fn open_vhost_vsock(
+        run_dir: &Path,
         opts: &NotifyOptions,
         opened: Instant,
     ) -> Result<NotifyChannel, NotifyError> {
@@ -175,6 +180,7 @@ impl NotifyChannel {
             tx,
             opts.read_limits,
             opened,
+            Some(open_log(&run_dir.join(LOG_NAME))?),
         ));
         let mut qemu_args = transport::vhost_vsock_args(cid, fd.as_raw_fd());
         qemu_args.extend(credential_args(&opts.guest_arch, port));
@@ -231,6 +237,7 @@ impl NotifyChannel {
             tx,
             opts.read_limits,
             opened,
+            Some(open_log(&run_dir.join(LOG_NAME))?),
         ));
         let mut qemu_args = transport::vhost_user_args(opts.memory_mib, &vhost_socket);
         qemu_args.extend(credential_args(&opts.guest_arch, HELPER_PORT));
@@ -329,6 +336,12 @@ impl NotifyChannel {
             helper.stop().await;
         }
     }
+}
+
+/// Creates the run's `notify.log` (see [`listener::log_line`] for its lines).
+fn open_log(path: &Path) -> Result<std::fs::File, NotifyError> {
+    std::fs::File::create(path)
+        .map_err(|e| NotifyError::io(format!("create {}", path.display()), e))
 }
 
 /// Removes `path` if it is a unix socket (left by an earlier run); anything else is left alone
