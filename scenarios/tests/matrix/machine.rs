@@ -19,6 +19,8 @@ use scenarios::{
 
 /// Lines of serial log a failure message shows.
 const TAIL: usize = 30;
+/// How many notify connections a failure message shows.
+const NOTIFY_TAIL: usize = 8;
 
 /// The harness's `Machine` as the scenarios see it.
 struct MachineGuest<'a> {
@@ -90,6 +92,20 @@ fn serial_tail(serial_log: &Path) -> String {
     }
 }
 
+/// The last connections of the vsock notify channel beside a serial log, if any: what the
+/// guest's systemd reported last, and whether the host closed it (systemd waits for that).
+fn notify_tail(serial_log: &Path) -> String {
+    let log = serial_log.with_file_name(harness::notify::LOG_NAME);
+    match std::fs::read_to_string(&log) {
+        Ok(text) if !text.is_empty() => format!(
+            "\n--- {}, last {NOTIFY_TAIL} connections ---\n{}",
+            harness::notify::LOG_NAME,
+            tail_lines(&text, NOTIFY_TAIL)
+        ),
+        _ => String::new(),
+    }
+}
+
 /// The failure message: the reason, the serial log's tail and the kept run directory.
 fn failure(reason: &str, tail: &str, kept: Option<&Path>) -> String {
     let kept = kept.map_or("(not kept)".into(), |p| p.display().to_string());
@@ -131,7 +147,7 @@ async fn run_async(
         .await
         .map_err(|e| {
             let tail = e.run_dir().map_or("(no run directory)".into(), |d| {
-                serial_tail(&d.join("serial.log"))
+                serial_tail(&d.join("serial.log")) + &notify_tail(&d.join("serial.log"))
             });
             failure(
                 &format!("the harness could not start QEMU: {e}"),
@@ -159,7 +175,7 @@ async fn run_async(
             Ok(facts)
         }
         Err(reason) => {
-            let tail = serial_tail(&serial_log);
+            let tail = serial_tail(&serial_log) + &notify_tail(&serial_log);
             let kept = machine.finish(false).await;
             Err(failure(&reason, &tail, kept.as_deref()))
         }
