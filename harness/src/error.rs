@@ -61,12 +61,10 @@ pub enum HarnessError {
         detail: String,
     },
     /// The guest did not power off in time.
-    #[error("guest did not power off within {within:?}{}", nudged(*console_nudges))]
+    #[error("guest did not power off within {within:?}")]
     PowerdownTimeout {
         /// The budget.
         within: std::time::Duration,
-        /// How many carriage returns were sent to a silent serial console meanwhile.
-        console_nudges: u32,
     },
     /// The notify channel could not be opened (only when a transport was forced).
     #[error("notify channel: {0}")]
@@ -97,15 +95,5 @@ impl HarnessError {
             HarnessError::QemuStart { run_dir, .. } => Some(run_dir),
             _ => None,
         }
-    }
-}
-
-/// The part of a power-off timeout message that tells whether the console was nudged.
-fn nudged(console_nudges: u32) -> String {
-    match console_nudges {
-        0 => String::new(),
-        n => format!(
-            " (its serial console fell silent; {n} carriage return(s) sent to it did not help)"
-        ),
     }
 }

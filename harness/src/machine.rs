@@ -59,9 +59,6 @@ pub struct PoweredOff {
     /// QEMU's exit code (`None`: it was killed by a signal). A guest that powered itself off
     /// ends QEMU with 0.
     pub exit_status: Option<i32>,
-    /// How many times the serial console had been silent for a whole press interval and was
-    /// sent a carriage return ([`crate::serial::nudge`]).
-    pub console_nudges: u32,
 }
 
 impl Machine {
@@ -266,20 +263,14 @@ impl Machine {
     }
 
     /// Asks the guest to power off (ACPI) and waits for QEMU to exit; returns how long it took
-    /// and how QEMU exited. While waiting, a serial console that stays silent for a whole press
-    /// interval gets a carriage return ([`crate::serial::nudge`]): a stalled console output
-    /// holds up systemd's shutdown.
+    /// and how QEMU exited.
     pub async fn qmp_powerdown(&mut self, within: Duration) -> Result<PoweredOff, HarnessError> {
         // The ACPI power button is an edge: a guest whose button driver loads after the first
         // press (udev loads it late) only sees a later one, so press again every few seconds.
         const PRESS_AGAIN: Duration = Duration::from_secs(5);
         let t0 = Instant::now();
         let deadline = t0 + within;
-        let serial_log = self.path.join("serial.log");
-        let log_len = || std::fs::metadata(&serial_log).map(|m| m.len()).ok();
-        let mut console_nudges = 0;
         loop {
-            let seen = log_len();
             let qmp = self.qmp.as_mut().ok_or_else(|| HarnessError::Qmp {
                 command: "system_powerdown".into(),
                 detail: "no QMP session".into(),
@@ -299,7 +290,6 @@ impl Machine {
                     return Ok(PoweredOff {
                         took: t0.elapsed(),
                         exit_status,
-                        console_nudges,
                     })
                 }
                 Err(_) => {
@@ -307,16 +297,7 @@ impl Machine {
                 }
             }
             if Instant::now() >= deadline {
-                return Err(HarnessError::PowerdownTimeout {
-                    within,
-                    console_nudges,
-                });
-            }
-            if seen.is_some()
-                && log_len() == seen
-                && crate::serial::nudge(&self.serial_sock).await.is_ok()
-            {
-                console_nudges += 1;
+                return Err(HarnessError::PowerdownTimeout { within });
             }
         }
     }

@@ -118,21 +118,6 @@ impl LogTail {
 
 #[cfg(test)]
 mod tests {
-    #[tokio::test]
-    async fn a_nudge_is_one_carriage_return() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("serial.sock");
-        let listener = tokio::net::UnixListener::bind(&path).unwrap();
-        let (sent, accepted) = tokio::join!(nudge(&path), listener.accept());
-        sent.unwrap();
-        let mut got = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut accepted.unwrap().0, &mut got)
-            .await
-            .unwrap();
-        assert_eq!(got, b"\r");
-        assert!(nudge(&dir.path().join("absent.sock")).await.is_err());
-    }
-
     use super::*;
     use std::io::Write;
 
@@ -174,26 +159,4 @@ mod tests {
         f.write_all(b"\n").unwrap();
         assert_eq!(t.read_lines(), ["[    2.000000] z"]);
     }
-}
-
-/// Sends one carriage return to the guest's serial port through QEMU's chardev socket.
-///
-/// A guest's console output can stall under emulation: the 8250 driver waits for a transmit
-/// interrupt that never comes, the tty buffer fills, and systemd (PID 1), which writes its
-/// status lines to `/dev/console` and blocks doing so, stops with it; a shutdown then never
-/// ends. A received byte raises an interrupt whose handler also services the transmitter,
-/// which can get the output going again (systemd issue 30420 reports a console blocked the same
-/// way that resumed after input on the serial port).
-/// When another client owns the socket (`--run`, an expectrl console), the byte waits unread
-/// in the socket's queue, which is harmless.
-pub async fn nudge(socket: &Path) -> std::io::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let write = async {
-        let mut stream = tokio::net::UnixStream::connect(socket).await?;
-        stream.write_all(b"\r").await?;
-        stream.shutdown().await
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(2), write)
-        .await
-        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }

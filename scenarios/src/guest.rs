@@ -23,6 +23,4 @@ pub struct PowerOff {
     pub took: Duration,
     /// QEMU's exit code; `None` if a signal ended it.
     pub exit_status: Option<i32>,
-    /// Carriage returns sent to a serial console that had fallen silent meanwhile.
-    pub console_nudges: u32,
 }

@@ -27,14 +27,6 @@ pub async fn run<G: Guest>(guest: &mut G) -> Result<PoweroffFacts, String> {
         .powerdown(BOUND)
         .await
         .map_err(|e| format!("ACPI power-off did not end QEMU within {BOUND:?}: {e}"))?;
-    if off.console_nudges > 0 {
-        // Not a failure of the guest (see harness::serial::nudge), but never silent.
-        eprintln!(
-            "poweroff: the serial console fell silent during the shutdown; {} carriage \
-             return(s) sent to it, then QEMU ended after {:?}",
-            off.console_nudges, off.took
-        );
-    }
     judge(off)
 }
 
@@ -67,7 +59,6 @@ mod tests {
         PowerOff {
             took: Duration::from_secs(secs),
             exit_status,
-            console_nudges: 0,
         }
     }
 

@@ -44,7 +44,6 @@ impl Guest for MachineGuest<'_> {
             .map(|off| PowerOff {
                 took: off.took,
                 exit_status: off.exit_status,
-                console_nudges: off.console_nudges,
             })
             .map_err(|e| e.to_string())
     }
