@@ -38,7 +38,10 @@ pub async fn run_scenario<G: guest::Guest>(
     roots: &redact::Roots,
 ) -> Result<serde_json::Value, String> {
     let boot = boot::check(profile, record, roots)?;
-    if matches!(scenario, Scenario::Console | Scenario::InstallIso) {
+    if matches!(
+        scenario,
+        Scenario::Console | Scenario::InstallIso | Scenario::Poweroff
+    ) {
         console_is_on_the_socket(&guest.serial_log())?;
     }
     let facts = match scenario {
@@ -52,7 +55,14 @@ pub async fn run_scenario<G: guest::Guest>(
             .map_err(|e| format!("console scenario panicked: {e}"))??;
             serde_json::to_value(facts)
         }
-        Scenario::Poweroff => serde_json::to_value(poweroff::run(guest).await?),
+        Scenario::Poweroff => {
+            let socket = guest.serial_socket();
+            let shell = console::Budget::default().shell;
+            tokio::task::spawn_blocking(move || poweroff::settle(&socket, shell))
+                .await
+                .map_err(|e| format!("poweroff scenario panicked: {e}"))??;
+            serde_json::to_value(poweroff::run(guest).await?)
+        }
         Scenario::InstallIso => {
             let (socket, log) = (guest.serial_socket(), guest.serial_log());
             let facts = tokio::task::spawn_blocking(move || {

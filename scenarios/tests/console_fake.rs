@@ -1,4 +1,5 @@
-//! The console and install-iso scenarios against a fake serial console: a unix socket that
+//! The console and install-iso scenarios, and the poweroff scenario's wait for a shell, against
+//! a fake serial console: a unix socket that
 //! answers like a shell (echoing input, with a kernel message in the middle of output), so the
 //! expectrl driving, the markers and the parsing are tested without QEMU.
 
@@ -11,7 +12,7 @@ use std::{
 };
 
 use regex::Regex;
-use scenarios::{console, install_iso, serial::Login};
+use scenarios::{console, install_iso, poweroff, serial::Login};
 
 /// How the fake guest behaves.
 #[derive(Clone, Copy)]
@@ -173,4 +174,22 @@ fn install_iso_finds_prompt_and_tools() {
         facts.tools["nixos-install"],
         "/run/current-system/sw/bin/nixos-install"
     );
+}
+
+#[test]
+fn poweroff_waits_for_a_shell_before_the_button() {
+    let (_dir, socket, _) = start(Fake {
+        autologin: false,
+        degraded: false,
+    });
+    poweroff::settle(&socket, Duration::from_secs(20)).unwrap();
+
+    // A console that never answers: no button press, a reason instead.
+    let dir = tempfile::tempdir().unwrap();
+    let silent = dir.path().join("serial.sock");
+    let listener = UnixListener::bind(&silent).unwrap();
+    let keep = thread::spawn(move || listener.accept().map(|(conn, _)| conn));
+    let err = poweroff::settle(&silent, Duration::from_secs(6)).unwrap_err();
+    assert!(err.starts_with("before the power-off: no shell"), "{err}");
+    drop(keep.join());
 }
