@@ -90,6 +90,15 @@ async fn host_closes_each_message_and_delivers_in_order() {
     assert_eq!(state.hostname.as_deref(), Some("fake"));
     assert!(chan.first_message_at().is_some());
     assert!(!chan.is_silent(Duration::ZERO, Duration::ZERO));
+    // Every connection is in the run's notify.log, one line each, in order.
+    let log = std::fs::read_to_string(dir.path().join(harness::notify::LOG_NAME)).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), sent.len(), "{log}");
+    assert!(
+        lines[0].ends_with("bytes  X_SYSTEMD_HOSTNAME=fake"),
+        "{log}"
+    );
+    assert!(lines[4].ends_with("bytes  READY=1 STATUS=Ready."), "{log}");
     chan.close().await;
 }
 
