@@ -1,7 +1,7 @@
-//! The console and install-iso scenarios, and the poweroff scenario's wait for a shell, against
-//! a fake serial console: a unix socket that
-//! answers like a shell (echoing input, with a kernel message in the middle of output), so the
-//! expectrl driving, the markers and the parsing are tested without QEMU.
+//! The console and install-iso scenarios, and the poweroff scenario's wait for a shell, against a
+//! fake serial console: a unix socket that answers like a shell (echoing input, with a kernel
+//! message in the middle of output), so the expectrl driving, the markers and the parsing are
+//! tested without QEMU.
 
 use std::{
     io::{BufRead, BufReader, Write},

@@ -91,8 +91,13 @@ fn serial_tail(serial_log: &Path) -> String {
     }
 }
 
-/// The last connections of the vsock notify channel beside a serial log, if any: what the
-/// guest's systemd reported last, and whether the host closed it (systemd waits for that).
+/// A failed run's evidence tails: the serial log's (see [`serial_tail`]), then the last
+/// connections of the vsock notify channel beside it, if any (what the guest's systemd reported
+/// last, and whether the host closed it: systemd waits for that).
+fn evidence_tail(serial_log: &Path) -> String {
+    serial_tail(serial_log) + &notify_tail(serial_log)
+}
+
 fn notify_tail(serial_log: &Path) -> String {
     let log = serial_log.with_file_name(harness::notify::LOG_NAME);
     match std::fs::read_to_string(&log) {
@@ -146,7 +151,7 @@ async fn run_async(
         .await
         .map_err(|e| {
             let tail = e.run_dir().map_or("(no run directory)".into(), |d| {
-                serial_tail(&d.join("serial.log")) + &notify_tail(&d.join("serial.log"))
+                evidence_tail(&d.join("serial.log"))
             });
             failure(
                 &format!("the harness could not start QEMU: {e}"),
@@ -174,7 +179,7 @@ async fn run_async(
             Ok(facts)
         }
         Err(reason) => {
-            let tail = serial_tail(&serial_log) + &notify_tail(&serial_log);
+            let tail = evidence_tail(&serial_log);
             let kept = machine.finish(false).await;
             Err(failure(&reason, &tail, kept.as_deref()))
         }
