@@ -104,8 +104,9 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub cpus: Option<u32>,
 
-    /// Accelerator for --run/--check; auto probes KVM by starting a guest.
-    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    /// Accelerator for --run/--check. auto: KVM if a probe guest runs under it, and a guest
+    /// that then dies of KVM is started again under TCG; kvm never falls back.
+    #[arg(long, value_enum, env = "NIXGEN_ACCEL", default_value_t = AccelArg::Auto)]
     pub accel: AccelArg,
 
     /// UEFI firmware (OVMF code) to use instead of the one QEMU's descriptors name.

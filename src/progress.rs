@@ -34,6 +34,9 @@ impl Progress {
             Event::Started { accel, run_dir, .. } => {
                 format!("started under {accel} in {}", run_dir.display())
             }
+            Event::Restarted { accel, why } => {
+                format!("KVM failed ({why}); started again under {accel}")
+            }
             Event::Milestone(m) => format!("{} at {}", milestone_name(m.kind), secs(m.at)),
             Event::Verdict(v) => match v.reason() {
                 None => format!("reached multi-user after {}", secs(v.elapsed)),

@@ -19,6 +19,7 @@ struct JsonVerdict<'a> {
     format: &'a str,
     image: &'a Path,
     accelerator: Option<String>,
+    kvm_dropped: Option<&'a str>,
     readiness_source: Option<String>,
     transport: Option<&'a str>,
     verdict: &'static str,
@@ -58,7 +59,12 @@ pub fn print(results: &[Checked], json: bool) {
             Some(v) => (
                 summary(c),
                 secs(v.elapsed),
-                v.accel.to_string(),
+                // `tcg*`: restarted under TCG after KVM failed (footnote below the table).
+                format!(
+                    "{}{}",
+                    v.accel,
+                    if v.kvm_dropped.is_some() { "*" } else { "" }
+                ),
                 source_name(v.source).to_string(),
             ),
             None => (
@@ -71,6 +77,14 @@ pub fn print(results: &[Checked], json: bool) {
         println!(
             "{:<16} {:<28} {:>8}  {:<5} {:<7}",
             c.format, result, time, accel, source
+        );
+    }
+    if let Some(why) = results
+        .iter()
+        .find_map(|c| c.verdict.as_ref()?.kvm_dropped.as_deref())
+    {
+        println!(
+            "* KVM failed ({why}): the guest was started again under TCG, and so were later ones"
         );
     }
 }
@@ -151,6 +165,7 @@ fn json_row(c: &Checked) -> JsonVerdict<'_> {
         format: &c.format,
         image: &c.image,
         accelerator: v.map(|v| v.accel.to_string()),
+        kvm_dropped: v.and_then(|v| v.kvm_dropped.as_deref()),
         readiness_source: v.map(|v| source_name(v.source).to_string()),
         transport: v.map(|v| v.transport.as_str()),
         verdict: if c.passed() { "multi-user" } else { "failed" },

@@ -274,6 +274,65 @@ fn sigterm_during_a_check_leaves_nothing_behind() {
     signal_during_a_check_leaves_nothing_behind(nix::sys::signal::SIGTERM, 143);
 }
 
+/// QEMU killed outright mid-boot (the OOM killer, a crash): `--check` decides at once with
+/// reason `qemu-exited` and the signal, exits 3 and keeps the run directory as evidence.
+#[test]
+fn qemu_killed_mid_boot_is_reported_within_seconds() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, all) = standins();
+    let raw_efi = standin(&all, "raw-efi");
+    let tmp = tempfile::tempdir().unwrap();
+    let child = nixos_generate(tmp.path())
+        .args(["--check", "--json", "--accel", "tcg"])
+        .args(image_args(&dir, &[raw_efi]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_a_guest_runs_in(tmp.path());
+    let qemu: Vec<i32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            cmdline.starts_with("qemu-system") && cmdline.contains(tmp.path().to_str().unwrap())
+        })
+        .collect();
+    assert_eq!(qemu.len(), 1, "one QEMU of the check: {qemu:?}");
+    let killed = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(qemu[0]),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let took = killed.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "decided {took:?} after the kill"
+    );
+    let rows = json_rows(&out);
+    assert_eq!(rows[0]["reason"], "qemu-exited", "{rows:?}");
+    assert_eq!(
+        rows[0]["detail"],
+        "qemu-exited: QEMU was killed by signal 9 (SIGKILL)"
+    );
+    let kept = rows[0]["run_dir"]
+        .as_str()
+        .expect("the run directory is kept");
+    assert!(Path::new(kept).join("serial.log").is_file());
+    std::fs::remove_dir_all(kept).unwrap();
+    assert_nothing_left(tmp.path());
+}
+
 /// SIGTERM to `--run` (its console attached) stops the guest and removes the run directory.
 #[test]
 fn sigterm_during_run_leaves_nothing_behind() {

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use formats::Format;
 
-use crate::accel::QEMU;
 use crate::image::Bootable;
 use crate::options::{BootOptions, IsoFirmware};
 use crate::qemu::Launch;
@@ -32,7 +31,7 @@ pub(crate) fn launch_for(
         args.extend(profile::channels(dir, opts.display));
         args.extend(boot);
         let env = vec![("TMPDIR".to_string(), dir.to_string_lossy().into_owned())];
-        (PathBuf::from(QEMU), env, args)
+        (crate::accel::qemu_program(), env, args)
     };
     let (program, env, mut args) = match bootable {
         Bootable::Runner(script) => {
@@ -130,7 +129,7 @@ mod tests {
             return;
         }
         let l = launched.unwrap();
-        assert_eq!(l.program, PathBuf::from(QEMU));
+        assert_eq!(l.program, crate::accel::qemu_program());
         assert!(dir.path().join("vars.fd").is_file());
         assert!(l
             .args

@@ -1,8 +1,10 @@
 //! Starting QEMU (or a VM run script that execs it) in its own process group, and stopping
 //! the whole group: on [`QemuProcess::stop`], and on drop (Ctrl-C, errors, panics).
 
+use std::fmt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
@@ -36,12 +38,51 @@ impl Launch {
     }
 }
 
+/// How QEMU ended: its exit code, or the signal that killed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QemuExit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal killed it (SIGKILL from the OOM killer or a user, SIGABRT from an assertion).
+    Signal(i32),
+}
+
+impl QemuExit {
+    fn from_status(status: ExitStatus) -> QemuExit {
+        match (status.code(), status.signal()) {
+            (Some(code), _) => QemuExit::Code(code),
+            (None, Some(sig)) => QemuExit::Signal(sig),
+            (None, None) => QemuExit::Code(-1),
+        }
+    }
+
+    /// The exit code (`None` when a signal killed it).
+    pub fn code(self) -> Option<i32> {
+        match self {
+            QemuExit::Code(c) => Some(c),
+            QemuExit::Signal(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for QemuExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            QemuExit::Code(c) => write!(f, "exited with status {c}"),
+            QemuExit::Signal(sig) => match Signal::try_from(sig) {
+                Ok(name) => write!(f, "was killed by signal {sig} ({name})"),
+                Err(_) => write!(f, "was killed by signal {sig}"),
+            },
+        }
+    }
+}
+
 /// A running QEMU and its process group.
 #[derive(Debug)]
 pub struct QemuProcess {
     child: Child,
     pgid: i32,
-    status: Option<Option<i32>>,
+    status: Option<QemuExit>,
 }
 
 impl QemuProcess {
@@ -93,21 +134,25 @@ impl QemuProcess {
         self.pgid
     }
 
-    /// Waits for the exit; the status code (`None` when killed by a signal). Cancel-safe.
-    pub async fn wait(&mut self) -> Option<i32> {
+    /// Waits for the exit. Cancel-safe.
+    pub async fn wait(&mut self) -> QemuExit {
         if let Some(s) = self.status {
             return s;
         }
-        let code = self.child.wait().await.ok().and_then(|s| s.code());
-        self.status = Some(code);
-        code
+        let exit = match self.child.wait().await {
+            Ok(status) => QemuExit::from_status(status),
+            // Only if the child was already reaped elsewhere; never happens for ours.
+            Err(_) => QemuExit::Code(-1),
+        };
+        self.status = Some(exit);
+        exit
     }
 
-    /// `Some(status)` if it has exited.
-    pub fn try_exited(&mut self) -> Option<Option<i32>> {
+    /// `Some(exit)` if it has exited.
+    pub fn try_exited(&mut self) -> Option<QemuExit> {
         if self.status.is_none() {
             if let Ok(Some(s)) = self.child.try_wait() {
-                self.status = Some(s.code());
+                self.status = Some(QemuExit::from_status(s));
             }
         }
         self.status
@@ -133,7 +178,7 @@ impl Drop for QemuProcess {
         let until = Instant::now() + Duration::from_secs(2);
         while self.status.is_none() && Instant::now() < until {
             match self.child.try_wait() {
-                Ok(Some(s)) => self.status = Some(s.code()),
+                Ok(Some(s)) => self.status = Some(QemuExit::from_status(s)),
                 Ok(None) => std::thread::sleep(Duration::from_millis(5)),
                 Err(_) => break,
             }
@@ -146,4 +191,27 @@ pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     all[all.len().saturating_sub(lines)..].join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exits_name_their_code_or_signal() {
+        assert_eq!(QemuExit::Code(1).to_string(), "exited with status 1");
+        assert_eq!(
+            QemuExit::Signal(9).to_string(),
+            "was killed by signal 9 (SIGKILL)"
+        );
+        assert_eq!(QemuExit::Signal(9).code(), None);
+        assert_eq!(
+            QemuExit::from_status(ExitStatus::from_raw(6)),
+            QemuExit::Signal(6)
+        );
+        assert_eq!(
+            QemuExit::from_status(ExitStatus::from_raw(3 << 8)),
+            QemuExit::Code(3)
+        );
+    }
 }

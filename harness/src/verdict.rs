@@ -55,13 +55,19 @@ pub enum Reason {
     GuestPanicked,
     /// QEMU exited before the guest was ready.
     QemuExited,
+    /// The accelerator failed: QEMU aborted at start ("failed to set MSR") or stopped the guest
+    /// with a KVM internal error (status `internal-error`).
+    AcceleratorFailure,
+    /// QEMU stopped the guest's CPUs for another reason (status `io-error`: the host could not
+    /// write the run's overlay; `shutdown`, `watchdog`, ...).
+    GuestStopped,
     /// No decision before the deadline.
     Timeout,
 }
 
 impl Reason {
     /// Every reason, in declaration order.
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 11] = [
         Reason::KernelPanic,
         Reason::EmergencyMode,
         Reason::RescueMode,
@@ -70,6 +76,8 @@ impl Reason {
         Reason::NoBootableDevice,
         Reason::GuestPanicked,
         Reason::QemuExited,
+        Reason::AcceleratorFailure,
+        Reason::GuestStopped,
         Reason::Timeout,
     ];
 
@@ -84,6 +92,8 @@ impl Reason {
             Reason::NoBootableDevice => "no-bootable-device",
             Reason::GuestPanicked => "guest-panicked",
             Reason::QemuExited => "qemu-exited",
+            Reason::AcceleratorFailure => "accelerator-failure",
+            Reason::GuestStopped => "guest-stopped",
             Reason::Timeout => "timeout",
         }
     }
@@ -183,6 +193,9 @@ pub struct Verdict {
     pub outcome: Outcome,
     /// The accelerator used.
     pub accel: Accel,
+    /// Why KVM was dropped for this guest: it died of KVM under `--accel auto` (the reason is
+    /// the line of QEMU's stderr that said so) and was restarted under TCG.
+    pub kvm_dropped: Option<String>,
     /// The channel that decided.
     pub source: ReadinessSource,
     /// The notify transport (`vhost-vsock`, `vhost-device-vsock`, `serial-only: <why>`).
@@ -245,6 +258,13 @@ pub enum Event {
         accel: Accel,
         /// The run directory.
         run_dir: PathBuf,
+    },
+    /// The guest died of KVM and QEMU was started again under TCG.
+    Restarted {
+        /// The accelerator now in use.
+        accel: Accel,
+        /// Why the first one was dropped.
+        why: String,
     },
     /// A boot stage was reached.
     Milestone(Milestone),

@@ -12,6 +12,7 @@ use std::time::Duration;
 pub use text::{strip_ansi, tail_lines, Finding, TextDetector, KERNEL_TIMESTAMP};
 
 use crate::notify::{self, NotifyMessage, NotifyState};
+use crate::qemu::QemuExit;
 use crate::qmp::QmpEvent;
 use crate::{Milestone, MilestoneKind, Outcome, ReadinessSource, Reason};
 
@@ -27,8 +28,21 @@ pub enum Signal<'a> {
     Partial(&'a str),
     /// A QMP event.
     Qmp(&'a QmpEvent),
-    /// QEMU exited with this status (`None`: killed by a signal).
-    QemuExited(Option<i32>),
+    /// QEMU stopped the guest's CPUs without being asked (QMP `STOP`), and `query-status`
+    /// answered `status`.
+    Stopped {
+        /// The run state (`internal-error`, `guest-panicked`, `shutdown`, `io-error`, ...).
+        status: &'a str,
+        /// The line of QEMU's stderr that names an accelerator failure, if any.
+        accel_error: Option<&'a str>,
+    },
+    /// QEMU exited.
+    QemuExited {
+        /// How.
+        exit: QemuExit,
+        /// The line of QEMU's stderr that names an accelerator failure, if any.
+        accel_error: Option<&'a str>,
+    },
     /// A vsock notify message.
     Notify(&'a NotifyMessage),
     /// The deadline passed.
@@ -73,6 +87,8 @@ pub struct Judge {
     fresh: Vec<Milestone>,
     held: Option<(Decision, Duration)>,
     decided: bool,
+    /// The reason of a guest-initiated QMP `SHUTDOWN` (the guest powered off or reset).
+    shutdown: Option<String>,
 }
 
 impl Judge {
@@ -86,6 +102,7 @@ impl Judge {
             fresh: Vec::new(),
             held: None,
             decided: false,
+            shutdown: None,
         }
     }
 
@@ -111,17 +128,33 @@ impl Judge {
                 format!("QMP GUEST_PANICKED {}", event.data),
                 ReadinessSource::None,
             )),
-            Signal::Qmp(_) => None,
-            Signal::QemuExited(status) => self.held.take().map(|h| h.0).or_else(|| {
-                Some(Decision::failed(
-                    Reason::QemuExited,
-                    match status {
-                        Some(code) => format!("QEMU exited with status {code}"),
-                        None => "QEMU was killed by a signal".to_string(),
-                    },
-                    ReadinessSource::None,
-                ))
-            }),
+            Signal::Qmp(event) => {
+                if event.name == "SHUTDOWN" && event.data["guest"] == true {
+                    let why = event.data["reason"].as_str().unwrap_or("guest-shutdown");
+                    self.shutdown = Some(why.to_string());
+                }
+                None
+            }
+            Signal::Stopped {
+                status,
+                accel_error,
+            } => self.on_stopped(status, accel_error),
+            Signal::QemuExited { exit, accel_error } => {
+                self.held.take().map(|h| h.0).or_else(|| {
+                    Some(match accel_error {
+                        Some(line) => Decision::failed(
+                            Reason::AcceleratorFailure,
+                            format!("{line} (QEMU {exit})"),
+                            ReadinessSource::None,
+                        ),
+                        None => Decision::failed(
+                            Reason::QemuExited,
+                            format!("QEMU {exit}{}", self.after_shutdown()),
+                            ReadinessSource::None,
+                        ),
+                    })
+                })
+            }
             Signal::Notify(msg) => self.on_notify(msg, at),
             Signal::Deadline(timeout) => self.held.take().map(|h| h.0).or_else(|| {
                 let last = self
@@ -206,6 +239,44 @@ impl Judge {
         }
     }
 
+    /// " after the guest ... " when the guest itself shut down or reset.
+    fn after_shutdown(&self) -> String {
+        match self.shutdown.as_deref() {
+            Some("guest-reset") => " after the guest reset itself".to_string(),
+            Some(why) => format!(" after the guest shut down ({why})"),
+            None => String::new(),
+        }
+    }
+
+    fn on_stopped(&self, status: &str, accel_error: Option<&str>) -> Option<Decision> {
+        let (reason, detail) = match (status, accel_error) {
+            ("running", _) => return None,
+            (_, Some(line)) => (Reason::AcceleratorFailure, line.to_string()),
+            ("internal-error", None) => (
+                Reason::AcceleratorFailure,
+                "QEMU stopped the guest with an internal error".to_string(),
+            ),
+            ("guest-panicked", None) => (
+                Reason::GuestPanicked,
+                "QEMU stopped the panicked guest (status guest-panicked)".to_string(),
+            ),
+            ("io-error", None) => (
+                Reason::GuestStopped,
+                "QEMU stopped the guest after a disk I/O error (status io-error: is the run \
+                 directory's file system full?)"
+                    .to_string(),
+            ),
+            (other, None) => (
+                Reason::GuestStopped,
+                format!(
+                    "QEMU stopped the guest (status {other}){}",
+                    self.after_shutdown()
+                ),
+            ),
+        };
+        Some(Decision::failed(reason, detail, ReadinessSource::None))
+    }
+
     fn on_text(&mut self, finding: Finding, line: &str, at: Duration) -> Option<Decision> {
         let systemd_level = match &finding {
             Finding::Milestone(kind) => {
@@ -275,6 +346,89 @@ mod tests {
         Duration::from_secs(n)
     }
 
+    fn exited(exit: QemuExit) -> Signal<'static> {
+        Signal::QemuExited {
+            exit,
+            accel_error: None,
+        }
+    }
+
+    fn failure(d: Decision) -> (Reason, String) {
+        match d.outcome {
+            Outcome::Failed { reason, detail } => (reason, detail),
+            Outcome::Ready => panic!("ready, expected a failure"),
+        }
+    }
+
+    #[test]
+    fn an_unrequested_stop_decides_by_the_run_state() {
+        let kvm = "KVM internal error. Suberror: 1 (emulation failure)";
+        let cases = [
+            ("internal-error", Some(kvm), Reason::AcceleratorFailure, kvm),
+            (
+                "internal-error",
+                None,
+                Reason::AcceleratorFailure,
+                "internal error",
+            ),
+            ("guest-panicked", None, Reason::GuestPanicked, "panicked"),
+            ("io-error", None, Reason::GuestStopped, "io-error"),
+            ("shutdown", None, Reason::GuestStopped, "status shutdown"),
+        ];
+        for (status, accel_error, reason, detail) in cases {
+            let mut j = Judge::new(true);
+            let d = j
+                .feed(
+                    Signal::Stopped {
+                        status,
+                        accel_error,
+                    },
+                    s(1),
+                )
+                .unwrap();
+            assert_eq!(d.source, ReadinessSource::None);
+            let (r, text) = failure(d);
+            assert_eq!(r, reason, "{status}");
+            assert!(text.contains(detail), "{status}: {text}");
+        }
+        // A stop that QEMU already undid decides nothing.
+        let mut j = Judge::new(false);
+        let running = Signal::Stopped {
+            status: "running",
+            accel_error: None,
+        };
+        assert_eq!(j.feed(running, s(1)), None);
+    }
+
+    #[test]
+    fn qemu_exit_names_signal_shutdown_and_accelerator() {
+        let mut j = Judge::new(false);
+        let (r, text) = failure(j.feed(exited(QemuExit::Signal(9)), s(3)).unwrap());
+        assert_eq!(r, Reason::QemuExited);
+        assert_eq!(text, "QEMU was killed by signal 9 (SIGKILL)");
+
+        let mut j = Judge::new(false);
+        let ev = QmpEvent {
+            name: "SHUTDOWN".into(),
+            data: serde_json::json!({"guest": true, "reason": "guest-reset"}),
+        };
+        assert_eq!(j.feed(Signal::Qmp(&ev), s(2)), None);
+        let (_, text) = failure(j.feed(exited(QemuExit::Code(0)), s(3)).unwrap());
+        assert_eq!(
+            text,
+            "QEMU exited with status 0 after the guest reset itself"
+        );
+
+        let mut j = Judge::new(false);
+        let msr = Signal::QemuExited {
+            exit: QemuExit::Signal(6),
+            accel_error: Some("error: failed to set MSR 0x10a to 0x69"),
+        };
+        let (r, text) = failure(j.feed(msr, s(0)).unwrap());
+        assert_eq!(r, Reason::AcceleratorFailure);
+        assert!(text.starts_with("error: failed to set MSR") && text.contains("SIGABRT"));
+    }
+
     #[test]
     fn serial_decides_alone_when_no_vsock() {
         let mut j = Judge::new(false);
@@ -293,7 +447,7 @@ mod tests {
             ]
         );
         // Decides once only.
-        assert_eq!(j.feed(Signal::QemuExited(Some(0)), s(6)), None);
+        assert_eq!(j.feed(exited(QemuExit::Code(0)), s(6)), None);
     }
 
     #[test]
@@ -379,7 +533,7 @@ mod tests {
     #[test]
     fn exit_panic_and_deadline() {
         let mut j = Judge::new(false);
-        let d = j.feed(Signal::QemuExited(Some(1)), s(1)).unwrap();
+        let d = j.feed(exited(QemuExit::Code(1)), s(1)).unwrap();
         assert!(matches!(
             d.outcome,
             Outcome::Failed {

@@ -10,20 +10,26 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::accel;
 use crate::detect::{Decision, Judge, Signal};
-use crate::image;
-use crate::launch::launch_for;
-use crate::notify::{NotifyChannel, NotifyOptions};
-use crate::options::BootOptions;
-use crate::qemu::{tail, QemuProcess};
+use crate::image::{self, Bootable};
+use crate::notify::NotifyChannel;
+use crate::options::{AccelChoice, BootOptions};
+use crate::qemu::{QemuExit, QemuProcess};
 use crate::qmp::{Qmp, QmpEvent};
 use crate::rundir::RunDir;
+
+mod start;
 use crate::serial::LogTail;
-use crate::{Accel, Event, Evidence, HarnessError, Outcome, Reason, Verdict};
+use crate::{Accel, Event, Evidence, HarnessError, Outcome, ReadinessSource, Reason, Verdict};
+use start::Launched;
 
 /// How often the console log is read.
 const POLL: Duration = Duration::from_millis(20);
 /// How long QEMU may take to open its QMP socket.
 const QMP_START: Duration = Duration::from_secs(30);
+/// How long a fresh `auto` guest under KVM is watched for a KVM failure before it is handed out.
+const KVM_SETTLE: Duration = Duration::from_millis(300);
+/// How long `query-status` may take after an unrequested stop.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One running guest.
 #[derive(Debug)]
@@ -36,6 +42,10 @@ pub struct Machine {
     path: PathBuf,
     serial_sock: PathBuf,
     qmp_events: UnboundedReceiver<QmpEvent>,
+    /// False once QEMU closed its QMP socket (then only its exit and the deadline decide).
+    qmp_open: bool,
+    /// A `STOP` seen while the guest settled under KVM, not (yet) decided on.
+    stop_seen: bool,
     /// Console sources: SeaBIOS's debug console, the serial log, and QEMU's stdout (a run
     /// script may put the first serial port on stdio, e.g. `-nographic -serial mon:stdio`).
     consoles: [LogTail; 3],
@@ -43,12 +53,16 @@ pub struct Machine {
     started: Instant,
     accel: Accel,
     timeout: Duration,
-    keep: bool,
     command_line: Vec<String>,
     transport: String,
     progress: UnboundedSender<Event>,
     verdict: Option<Verdict>,
     screenshot: Option<PathBuf>,
+    /// What a restart under TCG needs.
+    format: Format,
+    bootable: Bootable,
+    opts: BootOptions,
+    kvm_dropped: Option<String>,
 }
 
 /// How an ACPI power-off ([`Machine::qmp_powerdown`]) ended.
@@ -63,7 +77,8 @@ pub struct PoweredOff {
 
 impl Machine {
     /// Boots `image` (a file, or a build result directory searched with the format's output
-    /// glob) as `format` says, and returns once QEMU answers on QMP.
+    /// glob) as `format` says, and returns once QEMU answers on QMP. Under `--accel auto`, a
+    /// QEMU that dies of KVM at start is started again under TCG at once.
     pub async fn start(
         format: &Format,
         image: &Path,
@@ -79,66 +94,50 @@ impl Machine {
         let file = image::resolve(format, image)?;
         let run_dir = RunDir::create()?;
         let dir = run_dir.path().to_path_buf();
-        let accel = accel::resolve(opts.accel).await;
-        let bootable = image::prepare(format, &file, &dir).await?;
-        let mut launch = launch_for(&bootable, format, opts, accel, &dir)?;
-
-        let notify_opts = NotifyOptions {
-            choice: opts.notify.clone(),
-            memory_mib: opts.memory_mib,
-            helper_process_group: Some(0),
-            ..NotifyOptions::default()
-        };
-        let notify = NotifyChannel::open_with(&dir, &notify_opts).await?;
-        launch.args.extend(notify.qemu_args());
-        let transport = notify.transport().to_string();
-        let group = notify.helper_pid().map(|p| p as i32);
-
-        let (qmp_tx, qmp_events) = mpsc::unbounded_channel();
-        let started = Instant::now();
-        let mut qemu = QemuProcess::spawn(&launch, &dir, group)?;
-        let qmp = match connect_qmp(&mut qemu, &dir, started, qmp_tx).await {
-            Ok(q) => q,
-            Err(detail) => {
-                qemu.stop().await;
-                drop(notify);
-                let stderr = tail(&dir.join("qemu.stderr"), 3);
-                return Err(HarnessError::QemuStart {
-                    detail: format!("{detail}; stderr: {stderr}"),
-                    run_dir: run_dir.keep(),
-                });
-            }
-        };
-        let command_line = launch.command_line();
-        let _ = progress.send(Event::Started {
-            qemu_args: command_line.clone(),
-            accel,
-            run_dir: dir.clone(),
-        });
-        Ok(Machine {
-            qmp: Some(qmp),
-            qemu: Some(qemu),
-            judge: Judge::new(!notify.transport().is_serial_only()),
-            notify: Some(notify),
-            consoles: [
-                LogTail::new(&dir.join("firmware.log")),
-                LogTail::new(&dir.join("serial.log")),
-                LogTail::new(&dir.join("qemu.stdout")),
-            ],
+        // The KVM probe (once per process) runs while the image is prepared.
+        let (accel, bootable) = tokio::join!(
+            accel::resolve(opts.accel),
+            image::prepare(format, &file, &dir)
+        );
+        let (_, qmp_events) = mpsc::unbounded_channel();
+        let mut machine = Machine {
+            qmp: None,
+            qemu: None,
+            notify: None,
             run_dir: Some(run_dir),
             serial_sock: dir.join("serial.sock"),
+            consoles: consoles(&dir),
             path: dir,
             qmp_events,
-            started,
+            qmp_open: false,
+            stop_seen: false,
+            judge: Judge::new(false),
+            started: Instant::now(),
             accel,
             timeout: opts.timeout_for(accel),
-            keep: opts.keep,
-            command_line,
-            transport,
+            command_line: Vec::new(),
+            transport: String::new(),
             progress,
             verdict: None,
             screenshot: None,
-        })
+            format: format.clone(),
+            bootable: bootable?,
+            opts: opts.clone(),
+            // A guest of this process died of KVM earlier: this one starts under TCG, and says why.
+            kvm_dropped: accel::kvm_dropped()
+                .filter(|_| opts.accel == AccelChoice::Auto && accel == Accel::Tcg)
+                .map(str::to_string),
+        };
+        let launched = match machine.launch(accel).await? {
+            Launched::Running if accel == Accel::Kvm && opts.accel == AccelChoice::Auto => {
+                machine.settle_under_kvm().await
+            }
+            launched => launched,
+        };
+        if let Launched::KvmFailed(why) = launched {
+            machine.restart_under_tcg(why).await?;
+        }
+        Ok(machine)
     }
 
     /// The QEMU chardev unix socket of the serial console (for expectrl or `--run`).
@@ -167,9 +166,27 @@ impl Machine {
         if let Some(v) = &self.verdict {
             return v.clone();
         }
-        let decision = self.decide().await;
-        if matches!(&decision.outcome, Outcome::Failed { reason, .. } if *reason != Reason::QemuExited)
+        let mut decision = self.decide().await;
+        if let Outcome::Failed {
+            reason: Reason::AcceleratorFailure,
+            detail,
+        } = &decision.outcome
         {
+            if self.accel == Accel::Kvm && self.opts.accel == AccelChoice::Auto {
+                decision = match self.restart_under_tcg(detail.clone()).await {
+                    Ok(()) => self.decide().await,
+                    Err(e) => Decision {
+                        outcome: Outcome::Failed {
+                            reason: Reason::QemuExited,
+                            detail: format!("restart under TCG failed: {e}"),
+                        },
+                        source: ReadinessSource::None,
+                    },
+                };
+            }
+        }
+        let qemu_alive = self.qemu.as_mut().is_some_and(|q| q.try_exited().is_none());
+        if decision.outcome != Outcome::Ready && qemu_alive && self.qmp.is_some() {
             if let Ok(Ok(p)) = tokio::time::timeout(Duration::from_secs(3), self.screenshot()).await
             {
                 self.screenshot = Some(p);
@@ -180,6 +197,7 @@ impl Machine {
         let verdict = Verdict {
             outcome: decision.outcome,
             accel: self.accel,
+            kvm_dropped: self.kvm_dropped.clone(),
             source: decision.source,
             transport: self.transport.clone(),
             milestones: self.judge.milestones(),
@@ -188,7 +206,7 @@ impl Machine {
             machine_id: notify.machine_id,
             exit_status: notify.exit_status,
             elapsed: self.started.elapsed(),
-            run_dir: (failed || self.keep).then(|| self.path.clone()),
+            run_dir: (failed || self.opts.keep).then(|| self.path.clone()),
             evidence: Evidence {
                 serial_log: self.path.join("serial.log"),
                 qemu_stderr: self.path.join("qemu.stderr"),
@@ -207,16 +225,35 @@ impl Machine {
     async fn decide(&mut self) -> Decision {
         let deadline = tokio::time::Instant::from_std(self.started + self.timeout);
         let mut last_partial: [String; 3] = Default::default();
+        if std::mem::take(&mut self.stop_seen) {
+            if let Some(d) = self.on_stop(self.started.elapsed()).await {
+                return d;
+            }
+        }
         loop {
             let at = self.started.elapsed();
             let decision = tokio::select! {
                 biased;
-                ev = self.qmp_events.recv(), if self.qmp.is_some() => match ev {
-                    Some(ev) => self.drain_console(&mut last_partial).or_else(|| self.judge.feed(Signal::Qmp(&ev), at)),
-                    None => None,
+                ev = self.qmp_events.recv(), if self.qmp_open => match ev {
+                    Some(ev) => match self.drain_console(&mut last_partial) {
+                        Some(d) => Some(d),
+                        None if ev.name == "STOP" => {
+                            let _ = self.judge.feed(Signal::Qmp(&ev), at);
+                            self.on_stop(at).await
+                        }
+                        None => self.judge.feed(Signal::Qmp(&ev), at),
+                    },
+                    // QEMU closed QMP (it is exiting): from now on its exit decides.
+                    None => {
+                        self.qmp_open = false;
+                        None
+                    }
                 },
-                code = wait_exit(self.qemu.as_mut()) => {
-                    self.drain_console(&mut last_partial).or_else(|| self.judge.feed(Signal::QemuExited(code), at))
+                exit = wait_exit(self.qemu.as_mut()) => {
+                    let accel_error = self.accel_error();
+                    self.drain_console(&mut last_partial).or_else(|| {
+                        self.judge.feed(Signal::QemuExited { exit, accel_error: accel_error.as_deref() }, at)
+                    })
                 }
                 msg = next_notify(self.notify.as_mut()) => match msg {
                     Some(msg) => {
@@ -242,6 +279,34 @@ impl Machine {
                 return d;
             }
         }
+    }
+
+    /// QEMU stopped the guest without being asked: its run state decides (an internal error
+    /// of KVM, a panic, a disk error, a shutdown). `None` if QEMU no longer answers (then
+    /// its exit decides) or it runs again.
+    async fn on_stop(&mut self, at: Duration) -> Option<Decision> {
+        let qmp = self.qmp.as_mut()?;
+        let (_, status) = tokio::time::timeout(STATUS_TIMEOUT, qmp.status())
+            .await
+            .ok()?
+            .ok()?;
+        let accel_error = self.accel_error();
+        self.judge.feed(
+            Signal::Stopped {
+                status: &status,
+                accel_error: accel_error.as_deref(),
+            },
+            at,
+        )
+    }
+
+    /// The line of qemu.stderr naming an accelerator failure (under KVM only).
+    fn accel_error(&self) -> Option<String> {
+        if self.accel != Accel::Kvm {
+            return None;
+        }
+        let stderr = std::fs::read_to_string(self.path.join("qemu.stderr")).unwrap_or_default();
+        accel::accelerator_failure(&stderr)
     }
 
     /// Reads the console and firmware logs and feeds what is new to the judge.
@@ -286,10 +351,10 @@ impl Machine {
                 left
             };
             match tokio::time::timeout(wait, wait_exit(self.qemu.as_mut())).await {
-                Ok(exit_status) => {
+                Ok(exit) => {
                     return Ok(PoweredOff {
                         took: t0.elapsed(),
-                        exit_status,
+                        exit_status: exit.code(),
                     })
                 }
                 Err(_) => {
@@ -323,7 +388,7 @@ impl Machine {
             n.close().await;
         }
         let dir = self.run_dir.take()?;
-        if !success || self.keep {
+        if !success || self.opts.keep {
             Some(dir.keep())
         } else {
             dir.remove();
@@ -332,7 +397,15 @@ impl Machine {
     }
 }
 
-async fn wait_exit(qemu: Option<&mut QemuProcess>) -> Option<i32> {
+fn consoles(dir: &Path) -> [LogTail; 3] {
+    [
+        LogTail::new(&dir.join("firmware.log")),
+        LogTail::new(&dir.join("serial.log")),
+        LogTail::new(&dir.join("qemu.stdout")),
+    ]
+}
+
+async fn wait_exit(qemu: Option<&mut QemuProcess>) -> QemuExit {
     match qemu {
         Some(q) => q.wait().await,
         None => std::future::pending().await,
@@ -343,31 +416,5 @@ async fn next_notify(notify: Option<&mut NotifyChannel>) -> Option<crate::notify
     match notify {
         Some(n) => n.next().await,
         None => std::future::pending().await,
-    }
-}
-
-async fn connect_qmp(
-    qemu: &mut QemuProcess,
-    dir: &Path,
-    started: Instant,
-    tx: UnboundedSender<QmpEvent>,
-) -> Result<Qmp, String> {
-    let sock = dir.join("qmp.sock");
-    loop {
-        if let Some(code) = qemu.try_exited() {
-            return Err(match code {
-                Some(c) => format!("exited with status {c}"),
-                None => "killed by a signal".to_string(),
-            });
-        }
-        if sock.exists() {
-            if let Ok(q) = Qmp::connect(&sock, &dir.join("qmp.log"), started, tx.clone()).await {
-                return Ok(q);
-            }
-        }
-        if started.elapsed() > QMP_START {
-            return Err(format!("no QMP socket within {}s", QMP_START.as_secs()));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -1,0 +1,178 @@
+//! Starting QEMU for a [`Machine`]: one launch (QEMU, notify channel, QMP), the watch of a
+//! fresh `auto` guest under KVM, and the restart under TCG of a guest that died of KVM.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::{self, UnboundedSender};
+
+use super::{consoles, wait_exit, Machine, KVM_SETTLE, QMP_START, STATUS_TIMEOUT};
+use crate::accel;
+use crate::detect::{Judge, Signal};
+use crate::launch::launch_for;
+use crate::notify::{NotifyChannel, NotifyOptions};
+use crate::options::AccelChoice;
+use crate::qemu::{tail, QemuProcess};
+use crate::qmp::{Qmp, QmpEvent};
+use crate::rundir::RunDir;
+use crate::{Accel, Event, HarnessError};
+
+/// How a launch of QEMU went.
+pub(super) enum Launched {
+    /// QEMU answers on QMP (or, under a forced accelerator, died of it: the verdict says so).
+    Running,
+    /// QEMU died of KVM before answering, under `--accel auto`: restart under TCG.
+    KvmFailed(String),
+}
+
+impl Machine {
+    /// Watches a fresh `auto` guest under KVM for [`KVM_SETTLE`]: a broken KVM stops real
+    /// code at once (QMP `STOP`, status `internal-error`) or kills QEMU, and then the guest is
+    /// restarted under TCG before anyone (`--run`'s console) attaches to it.
+    pub(super) async fn settle_under_kvm(&mut self) -> Launched {
+        let until = tokio::time::Instant::now() + KVM_SETTLE;
+        loop {
+            tokio::select! {
+                ev = self.qmp_events.recv(), if self.qmp_open => match ev {
+                    Some(ev) if ev.name == "STOP" => break,
+                    Some(ev) => {
+                        let _ = self.judge.feed(Signal::Qmp(&ev), Duration::ZERO);
+                    }
+                    None => self.qmp_open = false,
+                },
+                _ = wait_exit(self.qemu.as_mut()) => break,
+                _ = tokio::time::sleep_until(until) => return Launched::Running,
+            }
+        }
+        let stopped = match self.qmp.as_mut() {
+            Some(qmp) => matches!(
+                tokio::time::timeout(STATUS_TIMEOUT, qmp.status()).await,
+                Ok(Ok((_, ref status))) if status == "internal-error"
+            ),
+            None => false,
+        };
+        match self.accel_error() {
+            Some(line) => Launched::KvmFailed(line),
+            None if stopped => {
+                Launched::KvmFailed("QEMU stopped the guest with an internal error".into())
+            }
+            // Stopped or exited for another reason: the verdict will say which.
+            None => {
+                self.stop_seen = true;
+                Launched::Running
+            }
+        }
+    }
+
+    /// Starts QEMU (and the notify channel) under `accel` and connects QMP.
+    pub(super) async fn launch(&mut self, accel: Accel) -> Result<Launched, HarnessError> {
+        let dir = self.path.clone();
+        let mut launch = launch_for(&self.bootable, &self.format, &self.opts, accel, &dir)?;
+        let notify_opts = NotifyOptions {
+            choice: self.opts.notify.clone(),
+            memory_mib: self.opts.memory_mib,
+            helper_process_group: Some(0),
+            ..NotifyOptions::default()
+        };
+        let notify = NotifyChannel::open_with(&dir, &notify_opts).await?;
+        launch.args.extend(notify.qemu_args());
+        let group = notify.helper_pid().map(|p| p as i32);
+
+        let (qmp_tx, qmp_events) = mpsc::unbounded_channel();
+        let started = Instant::now();
+        let mut qemu = QemuProcess::spawn(&launch, &dir, group)?;
+        let qmp = match connect_qmp(&mut qemu, &dir, started, qmp_tx).await {
+            Ok(q) => Some(q),
+            Err(detail) => {
+                let stderr = std::fs::read_to_string(dir.join("qemu.stderr")).unwrap_or_default();
+                match accel::accelerator_failure(&stderr) {
+                    Some(line) if accel == Accel::Kvm && self.opts.accel == AccelChoice::Auto => {
+                        qemu.stop().await;
+                        notify.close().await;
+                        return Ok(Launched::KvmFailed(line));
+                    }
+                    // KVM was asked for: the verdict reports the failure.
+                    Some(_) if accel == Accel::Kvm => None,
+                    _ => {
+                        qemu.stop().await;
+                        drop(notify);
+                        return Err(HarnessError::QemuStart {
+                            detail: format!(
+                                "{detail}; stderr: {}",
+                                tail(&dir.join("qemu.stderr"), 3)
+                            ),
+                            run_dir: self.run_dir.take().map_or(dir, RunDir::keep),
+                        });
+                    }
+                }
+            }
+        };
+        self.qmp_open = qmp.is_some();
+        self.qmp = qmp;
+        self.qemu = Some(qemu);
+        self.judge = Judge::new(!notify.transport().is_serial_only());
+        self.transport = notify.transport().to_string();
+        self.notify = Some(notify);
+        self.qmp_events = qmp_events;
+        self.consoles = consoles(&dir);
+        self.started = started;
+        self.accel = accel;
+        self.timeout = self.opts.timeout_for(accel);
+        self.command_line = launch.command_line();
+        let _ = self.progress.send(Event::Started {
+            qemu_args: self.command_line.clone(),
+            accel,
+            run_dir: dir,
+        });
+        Ok(Launched::Running)
+    }
+
+    /// Stops the guest that died of KVM, keeps its stderr and QMP log as `kvm.stderr` and
+    /// `kvm-qmp.log`, makes every later `auto` guest of this process use TCG, and starts this
+    /// one again under TCG (QEMU's snapshot overlay is new with each start).
+    pub(super) async fn restart_under_tcg(&mut self, why: String) -> Result<(), HarnessError> {
+        accel::drop_kvm(&why);
+        self.qmp = None;
+        if let Some(q) = self.qemu.take() {
+            q.stop().await;
+        }
+        if let Some(n) = self.notify.take() {
+            n.close().await;
+        }
+        for (from, to) in [("qemu.stderr", "kvm.stderr"), ("qmp.log", "kvm-qmp.log")] {
+            let _ = std::fs::rename(self.path.join(from), self.path.join(to));
+        }
+        let _ = self.progress.send(Event::Restarted {
+            accel: Accel::Tcg,
+            why: why.clone(),
+        });
+        self.kvm_dropped = Some(why);
+        match self.launch(Accel::Tcg).await? {
+            Launched::Running => Ok(()),
+            Launched::KvmFailed(_) => unreachable!("only a KVM launch can fail of KVM"),
+        }
+    }
+}
+
+async fn connect_qmp(
+    qemu: &mut QemuProcess,
+    dir: &Path,
+    started: Instant,
+    tx: UnboundedSender<QmpEvent>,
+) -> Result<Qmp, String> {
+    let sock = dir.join("qmp.sock");
+    loop {
+        if let Some(exit) = qemu.try_exited() {
+            return Err(exit.to_string());
+        }
+        if sock.exists() {
+            if let Ok(q) = Qmp::connect(&sock, &dir.join("qmp.log"), started, tx.clone()).await {
+                return Ok(q);
+            }
+        }
+        if started.elapsed() > QMP_START {
+            return Err(format!("no QMP socket within {}s", QMP_START.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
