@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use formats::{Format, Packing, Profile};
 use tokio::process::Command;
 
+use crate::confined::{self, ConfinedError};
 use crate::HarnessError;
 
 /// What a profile boots, after preparation.
@@ -52,7 +53,27 @@ pub fn resolve(format: &Format, image: &Path) -> Result<PathBuf, HarnessError> {
     } else {
         return Err(not_found());
     };
+    check_regular(&found)?;
     std::path::absolute(&found).map_err(|e| HarnessError::io("absolute image path", e))
+}
+
+/// Refuses what is no image: a device (`/dev/zero`), a FIFO or socket, an empty file. Never
+/// opens the path (a FIFO would block).
+pub fn check_regular(path: &Path) -> Result<(), HarnessError> {
+    let bad = |detail: &str| HarnessError::BadImage {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    };
+    let meta = std::fs::metadata(path).map_err(|e| bad(&e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad(
+            "not a regular file (a device, FIFO or socket); give the image file",
+        ));
+    }
+    if meta.len() == 0 {
+        return Err(bad("the file is empty; give the built image"));
+    }
+    Ok(())
 }
 
 /// Prepares the file found by [`resolve`] for booting, unpacking into `run_dir` as needed.
@@ -63,21 +84,24 @@ pub async fn prepare(
 ) -> Result<Bootable, HarnessError> {
     match format.profile {
         Profile::DirectKernel | Profile::VmBootloader => Ok(Bootable::Runner(file.to_path_buf())),
-        Profile::Iso => Ok(Bootable::Iso(file.to_path_buf())),
+        Profile::Iso => Ok(Bootable::Iso(qemu_path(file, run_dir)?)),
         Profile::BiosDisk | Profile::EfiDisk => {
             let driver = format.disk.clone().unwrap_or_else(|| "raw".to_string());
-            match format.packing {
-                None => Ok(Bootable::Disk {
+            let (path, snapshot) = match format.packing {
+                None => (qemu_path(file, run_dir)?, true),
+                Some(packing) => (unpack_disk(packing, file, run_dir).await?, false),
+            };
+            if driver == "qcow2" {
+                crate::qcow2::check_self_contained(&path).map_err(|e| HarnessError::BadImage {
                     path: file.to_path_buf(),
-                    format: driver,
-                    snapshot: true,
-                }),
-                Some(packing) => Ok(Bootable::Disk {
-                    path: unpack_disk(packing, file, run_dir).await?,
-                    format: driver,
-                    snapshot: false,
-                }),
+                    detail: e.to_string(),
+                })?;
             }
+            Ok(Bootable::Disk {
+                path,
+                format: driver,
+                snapshot,
+            })
         }
         Profile::Kexec => {
             let tarball = if is_bundle(file)? {
@@ -96,6 +120,18 @@ pub async fn prepare(
             })
         }
     }
+}
+
+/// The path QEMU is given for the user's file: the file itself, or, when its path is not
+/// UTF-8 (QEMU's options are text), a symlink to it in the run directory.
+fn qemu_path(file: &Path, run_dir: &Path) -> Result<PathBuf, HarnessError> {
+    if file.to_str().is_some() {
+        return Ok(file.to_path_buf());
+    }
+    let link = run_dir.join("image");
+    std::os::unix::fs::symlink(file, &link)
+        .map_err(|e| HarnessError::io("link the image into the run directory", e))?;
+    Ok(link)
 }
 
 async fn run(cmd: &mut Command, what: &str, file: &Path) -> Result<(), HarnessError> {
@@ -193,46 +229,6 @@ pub fn extract_bundle(bundle: &Path, dest: &Path) -> Result<PathBuf, HarnessErro
     Ok(dest.to_path_buf())
 }
 
-/// Resolves `path` (absolute paths mean the unpacked root) inside `root`, following symlinks
-/// component by component without leaving `root`.
-pub fn resolve_in(root: &Path, path: &Path) -> PathBuf {
-    let mut cur = root.to_path_buf();
-    let mut todo: Vec<PathBuf> = path
-        .components()
-        .rev()
-        .filter_map(|c| match c {
-            std::path::Component::Normal(n) => Some(PathBuf::from(n)),
-            _ => None,
-        })
-        .collect();
-    let mut hops = 0;
-    while let Some(part) = todo.pop() {
-        let next = cur.join(&part);
-        match std::fs::read_link(&next) {
-            Ok(target) if hops < 40 => {
-                hops += 1;
-                if target.is_absolute() {
-                    cur = root.to_path_buf();
-                }
-                for c in target.components().rev() {
-                    if let std::path::Component::Normal(n) = c {
-                        todo.push(PathBuf::from(n));
-                    } else if c == std::path::Component::ParentDir {
-                        todo.push(PathBuf::from(".."));
-                    }
-                }
-            }
-            _ if part == Path::new("..") => {
-                if cur != root {
-                    cur.pop();
-                }
-            }
-            _ => cur = next,
-        }
-    }
-    cur
-}
-
 fn first_file(dir: &Path, want: &dyn Fn(&str) -> bool) -> Option<PathBuf> {
     let mut stack = vec![dir.to_path_buf()];
     let mut found = Vec::new();
@@ -318,35 +314,51 @@ pub fn parse_kexec_script(script: &str) -> KexecCall {
     call
 }
 
-/// Finds kernel, initrd and command line in an unpacked kexec tarball.
+/// Finds kernel, initrd and command line in an unpacked kexec tarball. Every path the
+/// tarball names is resolved inside it ([`confined::resolve_in`]): a symlink pointing out of
+/// the tarball, or a chain of too many links, never hands a host file to QEMU.
 pub fn kexec_boot(root: &Path) -> Result<Bootable, HarnessError> {
-    let script_path = resolve_in(root, Path::new("kexec_nixos"));
-    let call = std::fs::read_to_string(&script_path)
+    let root = &std::fs::canonicalize(root)
+        .map_err(|e| HarnessError::io(format!("open {}", root.display()), e))?;
+    let bad = |detail: String| HarnessError::BadImage {
+        path: root.to_path_buf(),
+        detail,
+    };
+    let call = confined::resolve_in(root, Path::new("kexec_nixos"))
+        .ok()
+        .and_then(|script| std::fs::read_to_string(script).ok())
         .map(|s| parse_kexec_script(&s))
         .unwrap_or_default();
-    let existing = |p: &Option<String>| {
-        p.as_ref()
-            .map(|p| resolve_in(root, Path::new(p)))
-            .filter(|p| p.is_file())
+    // What the script names, resolved inside the tarball. A path that is not there (or is a
+    // link out of it) is searched for by name instead, and named in the error if none is
+    // found; a chain of too many links or a non-file is refused at once.
+    let named = |p: &Option<String>, what: &str| -> Result<Result<PathBuf, String>, HarnessError> {
+        match p.as_ref().map(|p| confined::resolve_in(root, Path::new(p))) {
+            None => Ok(Err(format!("no {what} in the kexec tarball"))),
+            Some(Ok(file)) => Ok(Ok(file)),
+            Some(Err(e @ ConfinedError::Missing(_))) => {
+                Ok(Err(format!("the kexec script's {what}: {e}")))
+            }
+            Some(Err(e)) => Err(bad(format!("the kexec script's {what}: {e}"))),
+        }
     };
     let is_kernel = |n: &str| n == "bzImage" || n == "kernel" || n.starts_with("vmlinuz");
-    let kernel = existing(&call.kernel)
-        .or_else(|| first_file(root, &is_kernel))
-        .ok_or_else(|| HarnessError::BadImage {
-            path: root.to_path_buf(),
-            detail: "no kernel in the kexec tarball".into(),
-        })?;
-    let beside = ["initrd", "initrd.gz", "initrd.zst"]
-        .iter()
-        .map(|n| kernel.with_file_name(n))
-        .find(|p| p.is_file());
-    let initrd = existing(&call.initrd)
-        .or(beside)
-        .or_else(|| first_file(root, &|n| n.starts_with("initrd")))
-        .ok_or_else(|| HarnessError::BadImage {
-            path: root.to_path_buf(),
-            detail: "no initrd in the kexec tarball".into(),
-        })?;
+    let kernel = match named(&call.kernel, "kernel")? {
+        Ok(k) => k,
+        Err(why) => first_file(root, &is_kernel).ok_or_else(|| bad(why))?,
+    };
+    let beside = || {
+        let rel = kernel.strip_prefix(root).ok()?;
+        ["initrd", "initrd.gz", "initrd.zst"]
+            .iter()
+            .find_map(|n| confined::resolve_in(root, &rel.with_file_name(n)).ok())
+    };
+    let initrd = match named(&call.initrd, "initrd")? {
+        Ok(i) => i,
+        Err(why) => beside()
+            .or_else(|| first_file(root, &|n| n.starts_with("initrd")))
+            .ok_or_else(|| bad(why))?,
+    };
     Ok(Bootable::Kernel {
         kernel,
         initrd,
@@ -406,6 +418,63 @@ mod tests {
             }
             b => panic!("unexpected {b:?}"),
         }
+    }
+
+    /// A tarball tree whose kexec script names `kernel` and `initrd` links made by `link`.
+    fn hostile_tree(link: impl Fn(&Path, &Path)) -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let host = d.path().join("host-secret");
+        std::fs::write(&host, b"secret").unwrap();
+        let root = d.path().join("kexec");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(
+            root.join("kexec_nixos"),
+            "kexec -l /boot/kernel --initrd=/boot/initrd --append=\"a=b\"\n",
+        )
+        .unwrap();
+        std::fs::create_dir(root.join("boot")).unwrap();
+        link(&host, &root.join("boot"));
+        (d, host)
+    }
+
+    fn refused(root: &Path, host: &Path, what: &str) {
+        match kexec_boot(root) {
+            Err(HarnessError::BadImage { detail, .. }) => {
+                assert!(detail.contains(what), "{detail}");
+                assert!(!detail.contains(&*host.to_string_lossy()), "{detail}");
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kexec_links_out_of_the_tarball_are_refused() {
+        // Kernel and initrd both symlinks to a host file, absolute and relative.
+        let (d, host) = hostile_tree(|host, boot| {
+            std::os::unix::fs::symlink(host, boot.join("kernel")).unwrap();
+            std::os::unix::fs::symlink("../../host-secret", boot.join("initrd")).unwrap();
+        });
+        refused(&d.path().join("kexec"), &host, "kernel");
+        // A real kernel, but the initrd (named and beside it) leaves the tree.
+        let (d, host) = hostile_tree(|host, boot| {
+            std::fs::write(boot.join("kernel"), b"k").unwrap();
+            std::os::unix::fs::symlink(host, boot.join("initrd")).unwrap();
+        });
+        refused(&d.path().join("kexec"), &host, "initrd");
+    }
+
+    #[test]
+    fn kexec_chains_of_many_links_are_refused() {
+        let (d, host) = hostile_tree(|host, boot| {
+            std::fs::write(boot.join("initrd"), b"i").unwrap();
+            std::os::unix::fs::symlink(host, boot.join("l50")).unwrap();
+            for i in (0..50).rev() {
+                let next = format!("l{}", i + 1);
+                std::os::unix::fs::symlink(next, boot.join(format!("l{i}"))).unwrap();
+            }
+            std::os::unix::fs::symlink("l0", boot.join("kernel")).unwrap();
+        });
+        refused(&d.path().join("kexec"), &host, "too many symlinks");
     }
 
     #[test]

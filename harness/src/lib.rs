@@ -15,6 +15,7 @@
 
 pub mod accel;
 pub mod capacity;
+pub mod confined;
 pub mod detect;
 mod error;
 pub mod firmware;
@@ -25,6 +26,7 @@ mod machine;
 pub mod notify;
 pub mod options;
 pub mod profile;
+pub mod qcow2;
 pub mod qemu;
 pub mod qmp;
 pub mod rundir;
