@@ -17,7 +17,8 @@ const TAIL_LINES: usize = 30;
 #[derive(Serialize)]
 struct JsonVerdict<'a> {
     format: &'a str,
-    image: &'a Path,
+    /// Lossy: JSON strings are UTF-8, a path need not be.
+    image: String,
     accelerator: Option<String>,
     readiness_source: Option<String>,
     transport: Option<&'a str>,
@@ -149,7 +150,7 @@ fn json_row(c: &Checked) -> JsonVerdict<'_> {
     let v = c.verdict.as_ref();
     JsonVerdict {
         format: &c.format,
-        image: &c.image,
+        image: c.image.to_string_lossy().into_owned(),
         accelerator: v.map(|v| v.accel.to_string()),
         readiness_source: v.map(|v| source_name(v.source).to_string()),
         transport: v.map(|v| v.transport.as_str()),
