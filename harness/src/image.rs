@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use formats::{Format, Packing, Profile};
 use tokio::process::Command;
 
+use crate::arch;
 use crate::confined::{self, ConfinedError};
 use crate::HarnessError;
 
@@ -83,7 +84,17 @@ pub async fn prepare(
     run_dir: &Path,
 ) -> Result<Bootable, HarnessError> {
     match format.profile {
-        Profile::DirectKernel | Profile::VmBootloader => Ok(Bootable::Runner(file.to_path_buf())),
+        Profile::DirectKernel | Profile::VmBootloader => {
+            let script = arch::head(file, 1 << 20)
+                .map_err(|e| HarnessError::io(format!("read {}", file.display()), e))?;
+            if let Some(other) = arch::script_arch(&String::from_utf8_lossy(&script)) {
+                return Err(foreign_arch(
+                    file,
+                    &format!("its run script starts qemu-system-{other}"),
+                ));
+            }
+            Ok(Bootable::Runner(file.to_path_buf()))
+        }
         Profile::Iso => Ok(Bootable::Iso(qemu_path(file, run_dir)?)),
         Profile::BiosDisk | Profile::EfiDisk => {
             let driver = format.disk.clone().unwrap_or_else(|| "raw".to_string());
@@ -111,7 +122,18 @@ pub async fn prepare(
             };
             let root = run_dir.join("kexec");
             untar(&tarball, &root, "J").await?;
-            kexec_boot(&root)
+            let boot = kexec_boot(&root)?;
+            if let Bootable::Kernel { kernel, .. } = &boot {
+                let head = arch::head(kernel, 4096)
+                    .map_err(|e| HarnessError::io(format!("read {}", kernel.display()), e))?;
+                match arch::kernel_arch(&head) {
+                    Some(a) if a != arch::HOST_ARCH => {
+                        return Err(foreign_arch(file, &format!("its kernel is for {a}")))
+                    }
+                    _ => {}
+                }
+            }
+            Ok(boot)
         }
         Profile::Container | Profile::CloudOnly | Profile::Board => {
             Err(HarnessError::NotBootable {
@@ -119,6 +141,16 @@ pub async fn prepare(
                 profile: format.profile.to_string(),
             })
         }
+    }
+}
+
+fn foreign_arch(file: &Path, why: &str) -> HarnessError {
+    HarnessError::BadImage {
+        path: file.to_path_buf(),
+        detail: format!(
+            "{why}, but --check and --run boot {} images only; check it on a machine of its architecture",
+            arch::HOST_ARCH
+        ),
     }
 }
 

@@ -14,6 +14,7 @@
 //! ([`notify`]) and the deadline.
 
 pub mod accel;
+pub mod arch;
 pub mod capacity;
 pub mod confined;
 pub mod detect;
