@@ -569,3 +569,36 @@ fn check_stops_cleanly_on_signals_during_start_up() {
     signal_during_start_up(Phase::QmpConnect, false, Signal::SIGTERM, 143);
     signal_during_start_up(Phase::Unpacking, false, Signal::SIGHUP, 129);
 }
+
+/// A TMPDIR with a comma (QEMU's option separator) and a space: the check still passes (its
+/// run directory goes under /tmp instead) and leaves nothing behind. Boots the kexec
+/// stand-in under TCG.
+#[test]
+fn a_check_passes_with_a_tmpdir_qemu_cannot_take() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = scenarios::source::standins_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("this test boots a stand-in: {e}"));
+    let sb = Sandbox::new();
+    let odd = sb.path("tmp/with,comma and space");
+    fs::create_dir(&odd).unwrap();
+    let out = sb
+        .command()
+        .env("TMPDIR", &odd)
+        .args([
+            "--check", "--json", "--keep", "--accel", "tcg", "-f", "kexec", "--image",
+        ])
+        .arg(standins.join("kexec"))
+        .output()
+        .unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stderr)));
+    let run_dir = rows[0]["run_dir"].as_str().map(PathBuf::from);
+    if let Some(d) = &run_dir {
+        let _ = fs::remove_dir_all(d);
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(rows[0]["verdict"], "multi-user");
+    let run_dir = run_dir.expect("--keep names the run directory");
+    assert_eq!(run_dir.parent(), Some(Path::new("/tmp")), "{run_dir:?}");
+    assert_eq!(fs::read_dir(&odd).unwrap().count(), 0);
+}
