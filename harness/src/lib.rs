@@ -21,6 +21,7 @@ pub mod detect;
 mod error;
 pub mod firmware;
 pub mod image;
+mod kexec;
 mod launch;
 mod lifeline;
 mod machine;
