@@ -7,7 +7,13 @@ use harness::{BootOptions, Event, Machine, Verdict};
 use serde::Serialize;
 use tokio::{sync::Semaphore, task::JoinSet};
 
-use crate::{cli::CheckScenario, exit::Exit, progress::Progress, report_check, targets::Target};
+use crate::{
+    cli::CheckScenario,
+    exit::{bad_input, Exit},
+    progress::Progress,
+    report_check,
+    targets::Target,
+};
 
 /// The outcome of checking one target.
 #[derive(Debug, Serialize)]
@@ -26,6 +32,9 @@ pub struct Checked {
     pub console_failure: Option<String>,
     /// The kept run directory (failure, or --keep).
     pub run_dir: Option<PathBuf>,
+    /// The error was the input's fault (a refused image, an unusable TMPDIR): exit 2.
+    #[serde(skip)]
+    pub bad_input: bool,
 }
 
 impl Checked {
@@ -44,9 +53,13 @@ pub async fn check_all(
     scenario: CheckScenario,
     json: bool,
 ) -> Result<(), Exit> {
+    // Before any guest starts: from here on a signal stops them all and cleans up.
+    let mut stop = crate::signals::Stop::install();
     let progress = Arc::new(Progress::new(json));
+    // Under TCG every vCPU is a host thread busy all the time: count them against the cores.
     let permits = Arc::new(Semaphore::new(harness::capacity::guests_that_fit(
         opts.memory_mib,
+        opts.cpus_for(harness::Accel::Tcg),
     )));
     let opts = Arc::new(opts);
     let mut tasks = JoinSet::new();
@@ -61,8 +74,6 @@ pub async fn check_all(
         });
     }
     let mut results = Vec::new();
-    let stop = crate::signals::stop_requested();
-    tokio::pin!(stop);
     loop {
         tokio::select! {
             next = tasks.join_next() => match next {
@@ -70,7 +81,7 @@ pub async fn check_all(
                 Some(Err(e)) => return Err(Exit::CannotCheck(format!("a check task failed: {e}"))),
                 None => break,
             },
-            why = &mut stop => {
+            why = stop.requested() => {
                 // Aborting drops each task's Machine: QEMU and helpers stopped, run dirs removed.
                 tasks.abort_all();
                 while tasks.join_next().await.is_some() {}
@@ -83,6 +94,15 @@ pub async fn check_all(
     report_check::print(&results, json);
     if results.iter().all(Checked::passed) {
         Ok(())
+    } else if results.iter().any(|c| c.bad_input) {
+        Err(bad_input(
+            results
+                .iter()
+                .filter(|c| c.bad_input)
+                .filter_map(|c| c.error.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ))
     } else if results.iter().any(|c| c.verdict.is_some()) {
         let failed: Vec<&str> = results
             .iter()
@@ -120,6 +140,7 @@ async fn check_one(
         console: None,
         console_failure: None,
         run_dir: None,
+        bad_input: false,
     };
     let boot = async {
         let mut machine = Machine::start(target.format, &target.image, opts, tx).await?;
@@ -156,7 +177,10 @@ async fn check_one(
             }
             checked.run_dir = kept;
         }
-        Err(e) => checked.error = Some(e.to_string()),
+        Err(e) => {
+            checked.bad_input = e.is_bad_input();
+            checked.error = Some(e.to_string());
+        }
     }
     checked
 }

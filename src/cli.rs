@@ -93,15 +93,16 @@ pub struct Cli {
     pub image: Vec<PathBuf>,
 
     /// With --check: seconds to wait for multi-user [default: scaled by the accelerator].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_S))]
     pub timeout: Option<u64>,
 
     /// Guest memory in MiB for --run/--check.
-    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    #[arg(long, value_name = "MIB", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(64..=4_194_304))]
     pub memory: u32,
 
     /// Guest CPUs for --run/--check [default: 1 under TCG, 2 under KVM].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=255))]
     pub cpus: Option<u32>,
 
     /// Accelerator for --run/--check. auto: KVM if a probe guest runs under it, and a guest
@@ -125,6 +126,9 @@ pub struct Cli {
     #[arg(last = true, value_name = "QEMU_ARGS")]
     pub qemu_args: Vec<String>,
 }
+
+/// The longest `--timeout`: a week (a deadline must fit in the clock).
+pub const MAX_TIMEOUT_S: u64 = 7 * 24 * 3600;
 
 /// What `--check` verifies after boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -74,10 +74,14 @@ fn run(cli: &Cli) -> Result<(), Exit> {
 /// Runs the one `nix build` and returns each installable's build result directory, or None
 /// after `--dry-run` printed the command.
 fn build(cli: &Cli, request: &BuildRequest) -> Result<Option<Vec<PathBuf>>, Exit> {
-    let cache = plan::cache_dir();
+    let cache = plan::cache_dir().ok_or_else(|| {
+        exit::bad_input(
+            "no cache directory for the Nix files: set HOME (or XDG_CACHE_HOME) to your own directory",
+        )
+    })?;
     let nix_files = formats::install_nix_files(&cache).map_err(|e| {
         exit::bad_input(format!(
-            "cannot write the Nix files to {}: {e}; set XDG_CACHE_HOME to a writable directory",
+            "cannot use {} for the Nix files: {e}; set XDG_CACHE_HOME to a private, writable directory",
             cache.display()
         ))
     })?;

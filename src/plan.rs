@@ -90,11 +90,9 @@ pub fn shell_line(argv: &[OsString]) -> String {
 }
 
 /// Where the entry files are installed: `$XDG_CACHE_HOME/nixos-generate`, else
-/// `~/.cache/nixos-generate`, else the temporary directory.
-pub fn cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("nixos-generate")
+/// `~/.cache/nixos-generate` (the home directory from `$HOME`, else the password database).
+/// Never a shared temporary directory, where another user could plant `entry.nix`: `None`
+/// when there is no home directory at all.
+pub fn cache_dir() -> Option<PathBuf> {
+    dirs::cache_dir().map(|base| base.join("nixos-generate"))
 }

@@ -17,7 +17,8 @@ const TAIL_LINES: usize = 30;
 #[derive(Serialize)]
 struct JsonVerdict<'a> {
     format: &'a str,
-    image: &'a Path,
+    /// Lossy: JSON strings are UTF-8, a path need not be.
+    image: String,
     accelerator: Option<String>,
     kvm_dropped: Option<&'a str>,
     readiness_source: Option<String>,
@@ -163,7 +164,7 @@ fn json_row(c: &Checked) -> JsonVerdict<'_> {
     let v = c.verdict.as_ref();
     JsonVerdict {
         format: &c.format,
-        image: &c.image,
+        image: c.image.to_string_lossy().into_owned(),
         accelerator: v.map(|v| v.accel.to_string()),
         kvm_dropped: v.and_then(|v| v.kvm_dropped.as_deref()),
         readiness_source: v.map(|v| source_name(v.source).to_string()),

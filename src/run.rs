@@ -42,12 +42,26 @@ impl Drop for RawMode {
 }
 
 /// Boots `target` and connects its serial console to this terminal until Ctrl-] or until the
-/// machine stops.
+/// machine stops. SIGINT, SIGTERM or SIGHUP at any point, start-up included (the KVM probe,
+/// unpacking, waiting for QMP), stops every process of the run and removes its directory.
 pub async fn run(target: Target, opts: BootOptions) -> Result<(), Exit> {
+    let mut stop = crate::signals::Stop::install();
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let mut machine = Machine::start(target.format, &target.image, &opts, tx)
-        .await
-        .map_err(|e| Exit::CannotCheck(e.to_string()))?;
+    let start = Machine::start(target.format, &target.image, &opts, tx);
+    let mut machine = tokio::select! {
+        started = start => started.map_err(|e| {
+            if e.is_bad_input() {
+                Exit::BadInput(e.to_string())
+            } else {
+                Exit::CannotCheck(e.to_string())
+            }
+        })?,
+        // Dropping the start future kills what it started and removes the run directory.
+        why = stop.requested() => {
+            eprintln!("nixos-generate: {why} while starting; stopped");
+            return Err(why);
+        }
+    };
     // Progress events are not shown while the console is attached; drain them.
     tokio::spawn(async move { while events.recv().await.is_some() {} });
     let mut serial = tokio::net::UnixStream::connect(machine.serial_socket())
@@ -59,7 +73,7 @@ pub async fn run(target: Target, opts: BootOptions) -> Result<(), Exit> {
     );
     let end = {
         let _raw = RawMode::enable();
-        pump(&mut serial).await
+        pump(&mut serial, &mut stop).await
     };
     let why = match end {
         End::Detached => "detached",
@@ -91,9 +105,7 @@ enum End {
 
 /// Copies terminal to console and console to terminal until Ctrl-], until the console closes
 /// because the machine stopped, or until a signal asks the command to stop.
-async fn pump(serial: &mut tokio::net::UnixStream) -> End {
-    let stop = crate::signals::stop_requested();
-    tokio::pin!(stop);
+async fn pump(serial: &mut tokio::net::UnixStream, stop: &mut crate::signals::Stop) -> End {
     let (mut from_guest, mut to_guest) = serial.split();
     let mut stdin = tokio::io::stdin();
     let mut stdout = tokio::io::stdout();
@@ -102,7 +114,7 @@ async fn pump(serial: &mut tokio::net::UnixStream) -> End {
     let mut stdin_open = true;
     loop {
         tokio::select! {
-            why = &mut stop => return End::Stopped(why),
+            why = stop.requested() => return End::Stopped(why),
             n = stdin.read(&mut inbuf), if stdin_open => {
                 let n = n.unwrap_or(0);
                 if n == 0 {

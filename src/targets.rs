@@ -19,12 +19,20 @@ pub struct Target {
     pub image: PathBuf,
 }
 
+/// The one system `--run`/`--check` boot (aarch64 guests are not supported yet).
+pub const BOOTS_SYSTEM: &str = "x86_64-linux";
+
 /// Checks that every requested format can be booted here, before anything is built.
 pub fn check_bootable(request: &BuildRequest, run: bool) -> Result<(), Exit> {
     if request.format_path.is_some() {
         return Err(bad_input(
             "--run/--check need a built-in format (its boot profile): drop --format-path or build it first and pass --image",
         ));
+    }
+    if let Some(system) = request.system.as_deref().filter(|s| *s != BOOTS_SYSTEM) {
+        return Err(bad_input(format!(
+            "--run/--check boot {BOOTS_SYSTEM} images only (with qemu-system-x86_64), not {system}: drop --system {system}, or build without --run/--check"
+        )));
     }
     if run && request.formats.len() != 1 {
         return Err(bad_input("--run boots one format: pass a single -f"));
@@ -70,13 +78,24 @@ fn from_image(format: &'static Format, image: &Path, cwd: &Path) -> Result<Targe
             image.display()
         )));
     }
-    if image.is_dir() && format.locate(&image).is_none() {
-        return Err(bad_input(format!(
-            "--image {}: the directory holds no {} image (looked for {:?})",
-            image.display(),
-            format.name,
-            format.output
-        )));
-    }
+    let file = if image.is_dir() {
+        format.locate(&image).ok_or_else(|| {
+            bad_input(format!(
+                "--image {}: the directory holds no {} image (looked for {:?})",
+                image.display(),
+                format.name,
+                format.output
+            ))
+        })?
+    } else {
+        image.clone()
+    };
+    // A device, FIFO or empty file is no image (checked without opening: a FIFO would block).
+    harness::image::check_regular(&file).map_err(|e| match e {
+        harness::HarnessError::BadImage { path, detail } => {
+            bad_input(format!("--image {}: {detail}", path.display()))
+        }
+        e => bad_input(e.to_string()),
+    })?;
     Ok(Target { format, image })
 }

@@ -1,4 +1,4 @@
-//! How many guests this machine runs at once: at most one per core, and as many as the
+//! How many guests this machine runs at once: no more vCPUs than cores, and as many as the
 //! available memory holds (each guest's memory plus QEMU's own overhead, after a reserve for the
 //! rest of the machine); at least one.
 
@@ -7,19 +7,20 @@ const QEMU_OVERHEAD_MIB: u64 = 512;
 /// Memory left to the rest of the machine, in MiB.
 const RESERVE_MIB: u64 = 2048;
 
-/// The number of guests of `memory_mib` each that fit on this machine now.
-pub fn guests_that_fit(memory_mib: u32) -> usize {
+/// The number of guests of `memory_mib` and `cpus` vCPUs each that fit on this machine now.
+pub fn guests_that_fit(memory_mib: u32, cpus: u32) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    cap(cores, available_mib(), memory_mib)
+    cap(cores, available_mib(), memory_mib, cpus)
 }
 
 /// [`guests_that_fit`] for given cores and available memory (MiB, if known).
-pub fn cap(cores: usize, available_mib: Option<u64>, memory_mib: u32) -> usize {
+pub fn cap(cores: usize, available_mib: Option<u64>, memory_mib: u32, cpus: u32) -> usize {
     let per_guest = u64::from(memory_mib) + QEMU_OVERHEAD_MIB;
     let by_memory = available_mib.map_or(1, |m| {
         usize::try_from(m.saturating_sub(RESERVE_MIB) / per_guest).unwrap_or(usize::MAX)
     });
-    cores.min(by_memory).max(1)
+    let by_cores = cores / usize::try_from(cpus.max(1)).unwrap_or(usize::MAX);
+    by_cores.min(by_memory).max(1)
 }
 
 /// `MemAvailable` from /proc/meminfo, in MiB.
@@ -36,10 +37,21 @@ mod tests {
 
     #[test]
     fn capped_by_cores_and_memory() {
-        assert_eq!(cap(2, Some(22 * 1024), 1024), 2);
-        assert_eq!(cap(16, Some(8 * 1024), 1024), 4);
-        assert_eq!(cap(16, Some(8 * 1024), 4096), 1);
-        assert_eq!(cap(4, Some(1024), 1024), 1);
-        assert_eq!(cap(8, None, 1024), 1);
+        assert_eq!(cap(2, Some(22 * 1024), 1024, 1), 2);
+        assert_eq!(cap(16, Some(8 * 1024), 1024, 1), 4);
+        assert_eq!(cap(16, Some(8 * 1024), 4096, 1), 1);
+        assert_eq!(cap(4, Some(1024), 1024, 1), 1);
+        assert_eq!(cap(8, None, 1024, 1), 1);
+    }
+
+    #[test]
+    fn vcpus_count_against_the_cores() {
+        // Two cores: one guest of two vCPUs at a time, not two.
+        assert_eq!(cap(2, Some(22 * 1024), 1024, 2), 1);
+        assert_eq!(cap(8, Some(64 * 1024), 1024, 2), 4);
+        assert_eq!(cap(8, Some(64 * 1024), 1024, 3), 2);
+        // More vCPUs than cores still runs one guest.
+        assert_eq!(cap(2, Some(22 * 1024), 1024, 8), 1);
+        assert_eq!(cap(4, Some(22 * 1024), 1024, 0), 4);
     }
 }

@@ -33,6 +33,10 @@ pub enum HarnessError {
         /// What is wrong.
         detail: String,
     },
+    /// The environment cannot be used as it is (e.g. a relative `TMPDIR`); the message names
+    /// the fix.
+    #[error("{0}")]
+    BadEnvironment(String),
     /// No usable OVMF firmware.
     #[error("{0}")]
     Firmware(String),
@@ -87,6 +91,18 @@ impl HarnessError {
             what: what.into(),
             source,
         }
+    }
+
+    /// Whether the error is the input's fault (the image or how it was named), not the
+    /// machine's: the command exits 2 for these.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            HarnessError::NotBootable { .. }
+                | HarnessError::ImageNotFound { .. }
+                | HarnessError::BadImage { .. }
+                | HarnessError::BadEnvironment(_)
+        )
     }
 
     /// The run directory this error kept, if any.

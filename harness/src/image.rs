@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use formats::{Format, Packing, Profile};
 use tokio::process::Command;
 
+use crate::arch;
 use crate::HarnessError;
 
 /// What a profile boots, after preparation.
@@ -52,8 +53,30 @@ pub fn resolve(format: &Format, image: &Path) -> Result<PathBuf, HarnessError> {
     } else {
         return Err(not_found());
     };
+    check_regular(&found)?;
     std::path::absolute(&found).map_err(|e| HarnessError::io("absolute image path", e))
 }
+
+/// Refuses what is no image: a device (`/dev/zero`), a FIFO or socket, an empty file. Never
+/// opens the path (a FIFO would block).
+pub fn check_regular(path: &Path) -> Result<(), HarnessError> {
+    let bad = |detail: &str| HarnessError::BadImage {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    };
+    let meta = std::fs::metadata(path).map_err(|e| bad(&e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad(
+            "not a regular file (a device, FIFO or socket); give the image file",
+        ));
+    }
+    if meta.len() == 0 {
+        return Err(bad("the file is empty; give the built image"));
+    }
+    Ok(())
+}
+
+pub use crate::kexec::{extract_bundle, kexec_boot, parse_kexec_script, KexecCall};
 
 /// Prepares the file found by [`resolve`] for booting, unpacking into `run_dir` as needed.
 pub async fn prepare(
@@ -62,32 +85,56 @@ pub async fn prepare(
     run_dir: &Path,
 ) -> Result<Bootable, HarnessError> {
     match format.profile {
-        Profile::DirectKernel | Profile::VmBootloader => Ok(Bootable::Runner(file.to_path_buf())),
-        Profile::Iso => Ok(Bootable::Iso(file.to_path_buf())),
+        Profile::DirectKernel | Profile::VmBootloader => {
+            let script = arch::head(file, 1 << 20)
+                .map_err(|e| HarnessError::io(format!("read {}", file.display()), e))?;
+            if let Some(other) = arch::script_arch(&String::from_utf8_lossy(&script)) {
+                return Err(foreign_arch(
+                    file,
+                    &format!("its run script starts qemu-system-{other}"),
+                ));
+            }
+            Ok(Bootable::Runner(file.to_path_buf()))
+        }
+        Profile::Iso => Ok(Bootable::Iso(qemu_path(file, run_dir)?)),
         Profile::BiosDisk | Profile::EfiDisk => {
             let driver = format.disk.clone().unwrap_or_else(|| "raw".to_string());
-            match format.packing {
-                None => Ok(Bootable::Disk {
+            let (path, snapshot) = match format.packing {
+                None => (qemu_path(file, run_dir)?, true),
+                Some(packing) => (unpack_disk(packing, file, run_dir).await?, false),
+            };
+            if driver == "qcow2" {
+                crate::qcow2::check_self_contained(&path).map_err(|e| HarnessError::BadImage {
                     path: file.to_path_buf(),
-                    format: driver,
-                    snapshot: true,
-                }),
-                Some(packing) => Ok(Bootable::Disk {
-                    path: unpack_disk(packing, file, run_dir).await?,
-                    format: driver,
-                    snapshot: false,
-                }),
+                    detail: e.to_string(),
+                })?;
             }
+            Ok(Bootable::Disk {
+                path,
+                format: driver,
+                snapshot,
+            })
         }
         Profile::Kexec => {
-            let tarball = if is_bundle(file)? {
+            let tarball = if crate::kexec::is_bundle(file)? {
                 extract_bundle(file, &run_dir.join("kexec.tar.xz"))?
             } else {
                 file.to_path_buf()
             };
             let root = run_dir.join("kexec");
             untar(&tarball, &root, "J").await?;
-            kexec_boot(&root)
+            let boot = kexec_boot(&root)?;
+            if let Bootable::Kernel { kernel, .. } = &boot {
+                let head = arch::head(kernel, 4096)
+                    .map_err(|e| HarnessError::io(format!("read {}", kernel.display()), e))?;
+                match arch::kernel_arch(&head) {
+                    Some(a) if a != arch::HOST_ARCH => {
+                        return Err(foreign_arch(file, &format!("its kernel is for {a}")))
+                    }
+                    _ => {}
+                }
+            }
+            Ok(boot)
         }
         Profile::Container | Profile::CloudOnly | Profile::Board => {
             Err(HarnessError::NotBootable {
@@ -96,6 +143,28 @@ pub async fn prepare(
             })
         }
     }
+}
+
+fn foreign_arch(file: &Path, why: &str) -> HarnessError {
+    HarnessError::BadImage {
+        path: file.to_path_buf(),
+        detail: format!(
+            "{why}, but --check and --run boot {} images only; check it on a machine of its architecture",
+            arch::HOST_ARCH
+        ),
+    }
+}
+
+/// The path QEMU is given for the user's file: the file itself, or, when its path is not
+/// UTF-8 (QEMU's options are text), a symlink to it in the run directory.
+fn qemu_path(file: &Path, run_dir: &Path) -> Result<PathBuf, HarnessError> {
+    if file.to_str().is_some() {
+        return Ok(file.to_path_buf());
+    }
+    let link = run_dir.join("image");
+    std::os::unix::fs::symlink(file, &link)
+        .map_err(|e| HarnessError::io("link the image into the run directory", e))?;
+    Ok(link)
 }
 
 async fn run(cmd: &mut Command, what: &str, file: &Path) -> Result<(), HarnessError> {
@@ -158,82 +227,7 @@ async fn unpack_disk(
     }
 }
 
-const BUNDLE_MARKER: &[u8] = b"\n__ARCHIVE_BELOW__";
-
-fn is_bundle(file: &Path) -> Result<bool, HarnessError> {
-    use std::io::Read;
-    let mut head = [0u8; 2];
-    let mut f = std::fs::File::open(file)
-        .map_err(|e| HarnessError::io(format!("open {}", file.display()), e))?;
-    let n = f
-        .read(&mut head)
-        .map_err(|e| HarnessError::io("read image", e))?;
-    Ok(n == 2 && &head == b"#!")
-}
-
-/// Writes the archive that follows the `__ARCHIVE_BELOW__` line of a kexec bundle to `dest`.
-pub fn extract_bundle(bundle: &Path, dest: &Path) -> Result<PathBuf, HarnessError> {
-    let bytes = std::fs::read(bundle)
-        .map_err(|e| HarnessError::io(format!("read {}", bundle.display()), e))?;
-    let bad = |detail: &str| HarnessError::BadImage {
-        path: bundle.to_path_buf(),
-        detail: detail.to_string(),
-    };
-    let at = bytes
-        .windows(BUNDLE_MARKER.len())
-        .position(|w| w == BUNDLE_MARKER)
-        .ok_or_else(|| bad("no __ARCHIVE_BELOW__ marker"))?;
-    let rest = &bytes[at + BUNDLE_MARKER.len()..];
-    let nl = rest
-        .iter()
-        .position(|b| *b == b'\n')
-        .ok_or_else(|| bad("nothing after the marker"))?;
-    std::fs::write(dest, &rest[nl + 1..])
-        .map_err(|e| HarnessError::io("write the bundle's archive", e))?;
-    Ok(dest.to_path_buf())
-}
-
-/// Resolves `path` (absolute paths mean the unpacked root) inside `root`, following symlinks
-/// component by component without leaving `root`.
-pub fn resolve_in(root: &Path, path: &Path) -> PathBuf {
-    let mut cur = root.to_path_buf();
-    let mut todo: Vec<PathBuf> = path
-        .components()
-        .rev()
-        .filter_map(|c| match c {
-            std::path::Component::Normal(n) => Some(PathBuf::from(n)),
-            _ => None,
-        })
-        .collect();
-    let mut hops = 0;
-    while let Some(part) = todo.pop() {
-        let next = cur.join(&part);
-        match std::fs::read_link(&next) {
-            Ok(target) if hops < 40 => {
-                hops += 1;
-                if target.is_absolute() {
-                    cur = root.to_path_buf();
-                }
-                for c in target.components().rev() {
-                    if let std::path::Component::Normal(n) = c {
-                        todo.push(PathBuf::from(n));
-                    } else if c == std::path::Component::ParentDir {
-                        todo.push(PathBuf::from(".."));
-                    }
-                }
-            }
-            _ if part == Path::new("..") => {
-                if cur != root {
-                    cur.pop();
-                }
-            }
-            _ => cur = next,
-        }
-    }
-    cur
-}
-
-fn first_file(dir: &Path, want: &dyn Fn(&str) -> bool) -> Option<PathBuf> {
+pub(crate) fn first_file(dir: &Path, want: &dyn Fn(&str) -> bool) -> Option<PathBuf> {
     let mut stack = vec![dir.to_path_buf()];
     let mut found = Vec::new();
     while let Some(d) = stack.pop() {
@@ -251,172 +245,9 @@ fn first_file(dir: &Path, want: &dyn Fn(&str) -> bool) -> Option<PathBuf> {
     found.into_iter().next()
 }
 
-/// What a `kexec` command line in a script names.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct KexecCall {
-    /// The kernel path as written.
-    pub kernel: Option<String>,
-    /// The `--initrd` path as written.
-    pub initrd: Option<String>,
-    /// The `--append`/`--command-line` value.
-    pub cmdline: Option<String>,
-}
-
-/// Parses the `kexec --load` line of a kexec script (NixOS's `kexec_nixos` and the like).
-pub fn parse_kexec_script(script: &str) -> KexecCall {
-    let mut call = KexecCall::default();
-    let script = script.replace("\\\n", " ");
-    for line in script.lines() {
-        let line = line
-            .replace("${SCRIPT_DIR}/", "")
-            .replace("$SCRIPT_DIR/", "");
-        let Ok(words) = shell_words::split(&line) else {
-            continue;
-        };
-        let Some(start) = words
-            .iter()
-            .position(|w| w == "kexec" || w.ends_with("/kexec"))
-        else {
-            continue;
-        };
-        let args = &words[start + 1..];
-        if !args
-            .iter()
-            .any(|a| a == "-l" || a == "--load" || a.starts_with("--load="))
-        {
-            continue;
-        }
-        let mut i = 0;
-        while i < args.len() {
-            let a = &args[i];
-            let next = args.get(i + 1).cloned();
-            let value = |name: &str| -> Option<(String, bool)> {
-                a.strip_prefix(&format!("{name}="))
-                    .map(|v| (v.to_string(), false))
-                    .or_else(|| {
-                        (a == name)
-                            .then(|| next.clone().map(|n| (n, true)))
-                            .flatten()
-                    })
-            };
-            if let Some((v, took)) = value("--initrd").or_else(|| value("--ramdisk")) {
-                call.initrd = Some(v);
-                i += usize::from(took);
-            } else if let Some((v, took)) = value("--append").or_else(|| value("--command-line")) {
-                call.cmdline = Some(v);
-                i += usize::from(took);
-            } else if let Some((v, took)) = value("--load").or_else(|| value("-l")) {
-                call.kernel = Some(v);
-                i += usize::from(took);
-            } else if !a.starts_with('-') && call.kernel.is_none() {
-                call.kernel = Some(a.clone());
-            }
-            i += 1;
-        }
-        break;
-    }
-    call
-}
-
-/// Finds kernel, initrd and command line in an unpacked kexec tarball.
-pub fn kexec_boot(root: &Path) -> Result<Bootable, HarnessError> {
-    let script_path = resolve_in(root, Path::new("kexec_nixos"));
-    let call = std::fs::read_to_string(&script_path)
-        .map(|s| parse_kexec_script(&s))
-        .unwrap_or_default();
-    let existing = |p: &Option<String>| {
-        p.as_ref()
-            .map(|p| resolve_in(root, Path::new(p)))
-            .filter(|p| p.is_file())
-    };
-    let is_kernel = |n: &str| n == "bzImage" || n == "kernel" || n.starts_with("vmlinuz");
-    let kernel = existing(&call.kernel)
-        .or_else(|| first_file(root, &is_kernel))
-        .ok_or_else(|| HarnessError::BadImage {
-            path: root.to_path_buf(),
-            detail: "no kernel in the kexec tarball".into(),
-        })?;
-    let beside = ["initrd", "initrd.gz", "initrd.zst"]
-        .iter()
-        .map(|n| kernel.with_file_name(n))
-        .find(|p| p.is_file());
-    let initrd = existing(&call.initrd)
-        .or(beside)
-        .or_else(|| first_file(root, &|n| n.starts_with("initrd")))
-        .ok_or_else(|| HarnessError::BadImage {
-            path: root.to_path_buf(),
-            detail: "no initrd in the kexec tarball".into(),
-        })?;
-    Ok(Bootable::Kernel {
-        kernel,
-        initrd,
-        cmdline: call.cmdline.unwrap_or_default(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_nixos_generators_style_script() {
-        let s = "#!/bin/sh\nset -e\ncat /nix/store/abc-image/initrd extra.gz > final.gz\n\
-                 kexec -l /nix/store/abc-image/kernel --initrd=final.gz --append=\"init=/nix/store/def/init console=ttyS0,115200 panic=30\"\nkexec -e\n";
-        let c = parse_kexec_script(s);
-        assert_eq!(c.kernel.as_deref(), Some("/nix/store/abc-image/kernel"));
-        assert_eq!(c.initrd.as_deref(), Some("final.gz"));
-        assert_eq!(
-            c.cmdline.as_deref(),
-            Some("init=/nix/store/def/init console=ttyS0,115200 panic=30")
-        );
-    }
-
-    #[test]
-    fn parses_netboot_style_script() {
-        let s = "kexec --load ${SCRIPT_DIR}/bzImage \\\n  --initrd=${SCRIPT_DIR}/initrd.gz --command-line \"init=/x/init loglevel=4\"\n";
-        let c = parse_kexec_script(s);
-        assert_eq!(c.kernel.as_deref(), Some("bzImage"));
-        assert_eq!(c.initrd.as_deref(), Some("initrd.gz"));
-        assert_eq!(c.cmdline.as_deref(), Some("init=/x/init loglevel=4"));
-    }
-
-    #[test]
-    fn kexec_tree_with_store_symlinks() {
-        let d = tempfile::tempdir().unwrap();
-        let root = d.path();
-        let img = root.join("nix/store/abc-image");
-        std::fs::create_dir_all(&img).unwrap();
-        std::fs::write(img.join("kernel"), b"k").unwrap();
-        std::fs::write(img.join("initrd"), b"i").unwrap();
-        std::fs::write(
-            root.join("nix/store/script"),
-            "kexec -l /nix/store/abc-image/kernel --initrd=final.gz --append=\"a=b\"\n",
-        )
-        .unwrap();
-        std::os::unix::fs::symlink("/nix/store/script", root.join("kexec_nixos")).unwrap();
-        match kexec_boot(root).unwrap() {
-            Bootable::Kernel {
-                kernel,
-                initrd,
-                cmdline,
-            } => {
-                assert_eq!(kernel, img.join("kernel"));
-                assert_eq!(initrd, img.join("initrd"));
-                assert_eq!(cmdline, "a=b");
-            }
-            b => panic!("unexpected {b:?}"),
-        }
-    }
-
-    #[test]
-    fn bundle_archive_after_marker() {
-        let d = tempfile::tempdir().unwrap();
-        let b = d.path().join("bundle");
-        std::fs::write(&b, b"#!/bin/sh\nexit 0\n__ARCHIVE_BELOW__\n\xfd7zXZ-data").unwrap();
-        assert!(is_bundle(&b).unwrap());
-        let out = extract_bundle(&b, &d.path().join("a.tar.xz")).unwrap();
-        assert_eq!(std::fs::read(out).unwrap(), b"\xfd7zXZ-data");
-    }
 
     #[tokio::test]
     async fn packed_disks_are_unpacked_into_the_run_dir() {

@@ -14,17 +14,21 @@
 //! ([`notify`]) and the deadline.
 
 pub mod accel;
+pub mod arch;
 pub mod capacity;
+pub mod confined;
 pub mod detect;
 mod error;
 pub mod firmware;
 pub mod image;
+mod kexec;
 mod launch;
 mod lifeline;
 mod machine;
 pub mod notify;
 pub mod options;
 pub mod profile;
+pub mod qcow2;
 pub mod qemu;
 pub mod qmp;
 pub mod rundir;

@@ -201,6 +201,8 @@ pub fn runner_env(run_dir: &Path, accel: Accel) -> Vec<(String, String)> {
         (s("TMPDIR"), p(run_dir)),
         (s("USE_TMPDIR"), s("1")),
         (s("SHARED_DIR"), p(&run_dir.join("xchg"))),
+        // vm-bootloader with UEFI copies its variable store here (never the user's).
+        (s("NIX_EFI_VARS"), p(&run_dir.join("efi-vars.fd"))),
     ]
 }
 
@@ -332,6 +334,7 @@ mod tests {
         assert_eq!(get("TMPDIR"), Some("/tmp/ng-2"));
         assert_eq!(get("USE_TMPDIR"), Some("1"));
         assert_eq!(get("QEMU_KERNEL_PARAMS"), Some("console=ttyS0,115200n8"));
+        assert_eq!(get("NIX_EFI_VARS"), Some("/tmp/ng-2/efi-vars.fd"));
         let kvm = runner_env(Path::new("/r"), Accel::Kvm);
         assert_eq!(kvm[0], ("QEMU_OPTS".to_string(), String::new()));
         assert_eq!(runner_args(768, 1), ["-m", "768", "-smp", "1"]);

@@ -13,6 +13,26 @@ use tokio::process::{Child, Command};
 
 use crate::HarnessError;
 
+/// The only variables of our environment QEMU and run scripts see, besides [`Launch::env`]:
+/// what finds programs, names the user and locale, and reaches a display. Everything else
+/// (`QEMU_OPTS`, `QEMU_NET_OPTS`, `NIX_DISK_IMAGE`, `NIX_EFI_VARS`, `TMPDIR`, ...) would change
+/// how a run script boots, where it writes, or which host ports it opens.
+pub const KEPT_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TERM",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "XAUTHORITY",
+    "XDG_RUNTIME_DIR",
+];
+
 /// What to start: program, arguments, extra environment, working directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launch {
@@ -20,7 +40,7 @@ pub struct Launch {
     pub program: PathBuf,
     /// Its arguments.
     pub args: Vec<String>,
-    /// Environment added to ours.
+    /// Its environment, besides the [`KEPT_ENV`] variables of ours.
     pub env: Vec<(String, String)>,
     /// Working directory (the run directory).
     pub cwd: PathBuf,
@@ -99,6 +119,12 @@ impl QemuProcess {
         };
         let mut cmd = Command::new(&launch.program);
         cmd.args(&launch.args)
+            .env_clear()
+            .envs(
+                KEPT_ENV
+                    .iter()
+                    .filter_map(|k| Some((k, std::env::var_os(k)?))),
+            )
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&launch.cwd)
             .stdin(Stdio::null())

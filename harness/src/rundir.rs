@@ -1,5 +1,6 @@
 //! [`RunDir`]: the private, short-path directory of one run (sockets, logs, overlay, vars).
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use crate::HarnessError;
@@ -14,18 +15,45 @@ pub struct RunDir {
     path: PathBuf,
 }
 
+/// Where run directories go, for a `TMPDIR` value: `/tmp` when it is unset or empty; an error
+/// when it is relative (the run directory must not depend on the working directory); `/tmp`
+/// when QEMU and the run scripts could not take it as it is: longer than [`MAX_BASE_LEN`]
+/// (socket paths), not UTF-8 (QEMU's options are text), or holding a comma (QEMU's option
+/// separator), white space, a control character or a shell quote (the run scripts are shell);
+/// else the directory itself.
+pub fn base_dir(tmpdir: Option<&OsStr>) -> Result<PathBuf, HarnessError> {
+    let fallback = PathBuf::from("/tmp");
+    let Some(tmp) = tmpdir.filter(|t| !t.is_empty()) else {
+        return Ok(fallback);
+    };
+    let path = Path::new(tmp);
+    if !path.is_absolute() {
+        return Err(HarnessError::BadEnvironment(format!(
+            "TMPDIR={} is a relative path: set TMPDIR to an absolute directory, or unset it",
+            path.display()
+        )));
+    }
+    let usable = tmp.to_str().is_some_and(|t| {
+        t.len() <= MAX_BASE_LEN
+            && !t
+                .chars()
+                .any(|c| c == ',' || c.is_whitespace() || c.is_control() || "'\"\\$`".contains(c))
+    });
+    Ok(if usable { path.to_path_buf() } else { fallback })
+}
+
 impl RunDir {
-    /// Creates a fresh run directory under `$TMPDIR` (or /tmp when that path is long).
+    /// Creates a fresh run directory under [`base_dir`] of `$TMPDIR`.
     pub fn create() -> Result<RunDir, HarnessError> {
-        let mut base = std::env::temp_dir();
-        if base.as_os_str().len() > MAX_BASE_LEN {
-            base = PathBuf::from("/tmp");
-        }
+        let base = base_dir(std::env::var_os("TMPDIR").as_deref())?;
         let dir = tempfile::Builder::new()
             .prefix("ng-")
             .tempdir_in(&base)
             .map_err(|e| {
-                HarnessError::io(format!("create a run directory in {}", base.display()), e)
+                HarnessError::BadEnvironment(format!(
+                    "cannot create a run directory in {} ({e}): set TMPDIR to a writable directory",
+                    base.display()
+                ))
             })?;
         // tempfile creates directories 0700 on unix; say so explicitly.
         use std::os::unix::fs::PermissionsExt;
@@ -83,5 +111,30 @@ mod tests {
         let kept = b.keep();
         assert!(kept.is_dir());
         std::fs::remove_dir_all(kept).unwrap();
+    }
+
+    #[test]
+    fn tmpdir_values_qemu_cannot_take_fall_back_to_tmp() {
+        use std::os::unix::ffi::OsStrExt;
+        let base = |v: &[u8]| base_dir(Some(OsStr::from_bytes(v)));
+        assert_eq!(base_dir(None).unwrap(), Path::new("/tmp"));
+        assert_eq!(base(b"").unwrap(), Path::new("/tmp"));
+        assert_eq!(base(b"/var/tmp").unwrap(), Path::new("/var/tmp"));
+        for odd in [
+            &b"/tmp/a,b"[..],
+            b"/tmp/with space",
+            b"/tmp/quote'd",
+            b"/tmp/\xff\xfe",
+            b"/tmp/a-very-long-temporary-directory-name-of-more-than-sixty-bytes",
+        ] {
+            assert_eq!(base(odd).unwrap(), Path::new("/tmp"), "{odd:?}");
+        }
+        let err = base(b"relative/tmp").unwrap_err();
+        assert!(err.is_bad_input());
+        assert!(
+            err.to_string()
+                .contains("TMPDIR=relative/tmp is a relative path"),
+            "{err}"
+        );
     }
 }

@@ -14,7 +14,10 @@ pub fn choose(requested: Option<usize>) -> usize {
     requested
         .filter(|n| *n > 0)
         .or(from_env.filter(|n| *n > 0))
-        .unwrap_or_else(|| harness::capacity::guests_that_fit(GUEST_MIB))
+        .unwrap_or_else(|| {
+            let cpus = harness::BootOptions::default().cpus_for(harness::Accel::Tcg);
+            harness::capacity::guests_that_fit(GUEST_MIB, cpus)
+        })
 }
 
 #[cfg(test)]
@@ -24,10 +27,10 @@ mod tests {
     #[test]
     fn capped_by_cores_and_memory() {
         use harness::capacity::cap;
-        assert_eq!(cap(2, Some(22 * 1024), GUEST_MIB), 2);
-        assert_eq!(cap(16, Some(8 * 1024), GUEST_MIB), 4);
-        assert_eq!(cap(4, Some(1024), GUEST_MIB), 1);
-        assert_eq!(cap(8, None, GUEST_MIB), 1);
+        assert_eq!(cap(2, Some(22 * 1024), GUEST_MIB, 1), 2);
+        assert_eq!(cap(16, Some(8 * 1024), GUEST_MIB, 1), 4);
+        assert_eq!(cap(4, Some(1024), GUEST_MIB, 1), 1);
+        assert_eq!(cap(8, None, GUEST_MIB, 1), 1);
         assert_eq!(choose(Some(3)), 3);
     }
 }

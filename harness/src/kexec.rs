@@ -1,0 +1,284 @@
+//! Kexec tarballs and bundles: the bundle's archive, the `kexec --load` line of the script,
+//! and the kernel, initrd and command line it names, resolved inside the unpacked tarball.
+
+use std::path::{Path, PathBuf};
+
+use crate::confined::{self, ConfinedError};
+use crate::image::{first_file, Bootable};
+use crate::HarnessError;
+
+const BUNDLE_MARKER: &[u8] = b"\n__ARCHIVE_BELOW__";
+
+pub(crate) fn is_bundle(file: &Path) -> Result<bool, HarnessError> {
+    use std::io::Read;
+    let mut head = [0u8; 2];
+    let mut f = std::fs::File::open(file)
+        .map_err(|e| HarnessError::io(format!("open {}", file.display()), e))?;
+    let n = f
+        .read(&mut head)
+        .map_err(|e| HarnessError::io("read image", e))?;
+    Ok(n == 2 && &head == b"#!")
+}
+
+/// Writes the archive that follows the `__ARCHIVE_BELOW__` line of a kexec bundle to `dest`.
+pub fn extract_bundle(bundle: &Path, dest: &Path) -> Result<PathBuf, HarnessError> {
+    let bytes = std::fs::read(bundle)
+        .map_err(|e| HarnessError::io(format!("read {}", bundle.display()), e))?;
+    let bad = |detail: &str| HarnessError::BadImage {
+        path: bundle.to_path_buf(),
+        detail: detail.to_string(),
+    };
+    let at = bytes
+        .windows(BUNDLE_MARKER.len())
+        .position(|w| w == BUNDLE_MARKER)
+        .ok_or_else(|| bad("no __ARCHIVE_BELOW__ marker"))?;
+    let rest = &bytes[at + BUNDLE_MARKER.len()..];
+    let nl = rest
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or_else(|| bad("nothing after the marker"))?;
+    std::fs::write(dest, &rest[nl + 1..])
+        .map_err(|e| HarnessError::io("write the bundle's archive", e))?;
+    Ok(dest.to_path_buf())
+}
+
+/// What a `kexec` command line in a script names.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct KexecCall {
+    /// The kernel path as written.
+    pub kernel: Option<String>,
+    /// The `--initrd` path as written.
+    pub initrd: Option<String>,
+    /// The `--append`/`--command-line` value.
+    pub cmdline: Option<String>,
+}
+
+/// Parses the `kexec --load` line of a kexec script (NixOS's `kexec_nixos` and the like).
+pub fn parse_kexec_script(script: &str) -> KexecCall {
+    let mut call = KexecCall::default();
+    let script = script.replace("\\\n", " ");
+    for line in script.lines() {
+        let line = line
+            .replace("${SCRIPT_DIR}/", "")
+            .replace("$SCRIPT_DIR/", "");
+        let Ok(words) = shell_words::split(&line) else {
+            continue;
+        };
+        let Some(start) = words
+            .iter()
+            .position(|w| w == "kexec" || w.ends_with("/kexec"))
+        else {
+            continue;
+        };
+        let args = &words[start + 1..];
+        if !args
+            .iter()
+            .any(|a| a == "-l" || a == "--load" || a.starts_with("--load="))
+        {
+            continue;
+        }
+        let mut i = 0;
+        while i < args.len() {
+            let a = &args[i];
+            let next = args.get(i + 1).cloned();
+            let value = |name: &str| -> Option<(String, bool)> {
+                a.strip_prefix(&format!("{name}="))
+                    .map(|v| (v.to_string(), false))
+                    .or_else(|| {
+                        (a == name)
+                            .then(|| next.clone().map(|n| (n, true)))
+                            .flatten()
+                    })
+            };
+            if let Some((v, took)) = value("--initrd").or_else(|| value("--ramdisk")) {
+                call.initrd = Some(v);
+                i += usize::from(took);
+            } else if let Some((v, took)) = value("--append").or_else(|| value("--command-line")) {
+                call.cmdline = Some(v);
+                i += usize::from(took);
+            } else if let Some((v, took)) = value("--load").or_else(|| value("-l")) {
+                call.kernel = Some(v);
+                i += usize::from(took);
+            } else if !a.starts_with('-') && call.kernel.is_none() {
+                call.kernel = Some(a.clone());
+            }
+            i += 1;
+        }
+        break;
+    }
+    call
+}
+
+/// Finds kernel, initrd and command line in an unpacked kexec tarball. Every path the
+/// tarball names is resolved inside it ([`confined::resolve_in`]): a symlink pointing out of
+/// the tarball, or a chain of too many links, never hands a host file to QEMU.
+pub fn kexec_boot(root: &Path) -> Result<Bootable, HarnessError> {
+    let root = &std::fs::canonicalize(root)
+        .map_err(|e| HarnessError::io(format!("open {}", root.display()), e))?;
+    let bad = |detail: String| HarnessError::BadImage {
+        path: root.to_path_buf(),
+        detail,
+    };
+    let call = confined::resolve_in(root, Path::new("kexec_nixos"))
+        .ok()
+        .and_then(|script| std::fs::read_to_string(script).ok())
+        .map(|s| parse_kexec_script(&s))
+        .unwrap_or_default();
+    // What the script names, resolved inside the tarball. A path that is not there (or is a
+    // link out of it) is searched for by name instead, and named in the error if none is
+    // found; a chain of too many links or a non-file is refused at once.
+    let named = |p: &Option<String>, what: &str| -> Result<Result<PathBuf, String>, HarnessError> {
+        match p.as_ref().map(|p| confined::resolve_in(root, Path::new(p))) {
+            None => Ok(Err(format!("no {what} in the kexec tarball"))),
+            Some(Ok(file)) => Ok(Ok(file)),
+            Some(Err(e @ ConfinedError::Missing(_))) => {
+                Ok(Err(format!("the kexec script's {what}: {e}")))
+            }
+            Some(Err(e)) => Err(bad(format!("the kexec script's {what}: {e}"))),
+        }
+    };
+    let is_kernel = |n: &str| n == "bzImage" || n == "kernel" || n.starts_with("vmlinuz");
+    let kernel = match named(&call.kernel, "kernel")? {
+        Ok(k) => k,
+        Err(why) => first_file(root, &is_kernel).ok_or_else(|| bad(why))?,
+    };
+    let beside = || {
+        let rel = kernel.strip_prefix(root).ok()?;
+        ["initrd", "initrd.gz", "initrd.zst"]
+            .iter()
+            .find_map(|n| confined::resolve_in(root, &rel.with_file_name(n)).ok())
+    };
+    let initrd = match named(&call.initrd, "initrd")? {
+        Ok(i) => i,
+        Err(why) => beside()
+            .or_else(|| first_file(root, &|n| n.starts_with("initrd")))
+            .ok_or_else(|| bad(why))?,
+    };
+    Ok(Bootable::Kernel {
+        kernel,
+        initrd,
+        cmdline: call.cmdline.unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_nixos_generators_style_script() {
+        let s = "#!/bin/sh\nset -e\ncat /nix/store/abc-image/initrd extra.gz > final.gz\n\
+                 kexec -l /nix/store/abc-image/kernel --initrd=final.gz --append=\"init=/nix/store/def/init console=ttyS0,115200 panic=30\"\nkexec -e\n";
+        let c = parse_kexec_script(s);
+        assert_eq!(c.kernel.as_deref(), Some("/nix/store/abc-image/kernel"));
+        assert_eq!(c.initrd.as_deref(), Some("final.gz"));
+        assert_eq!(
+            c.cmdline.as_deref(),
+            Some("init=/nix/store/def/init console=ttyS0,115200 panic=30")
+        );
+    }
+
+    #[test]
+    fn parses_netboot_style_script() {
+        let s = "kexec --load ${SCRIPT_DIR}/bzImage \\\n  --initrd=${SCRIPT_DIR}/initrd.gz --command-line \"init=/x/init loglevel=4\"\n";
+        let c = parse_kexec_script(s);
+        assert_eq!(c.kernel.as_deref(), Some("bzImage"));
+        assert_eq!(c.initrd.as_deref(), Some("initrd.gz"));
+        assert_eq!(c.cmdline.as_deref(), Some("init=/x/init loglevel=4"));
+    }
+
+    #[test]
+    fn kexec_tree_with_store_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let img = root.join("nix/store/abc-image");
+        std::fs::create_dir_all(&img).unwrap();
+        std::fs::write(img.join("kernel"), b"k").unwrap();
+        std::fs::write(img.join("initrd"), b"i").unwrap();
+        std::fs::write(
+            root.join("nix/store/script"),
+            "kexec -l /nix/store/abc-image/kernel --initrd=final.gz --append=\"a=b\"\n",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/nix/store/script", root.join("kexec_nixos")).unwrap();
+        match kexec_boot(root).unwrap() {
+            Bootable::Kernel {
+                kernel,
+                initrd,
+                cmdline,
+            } => {
+                assert_eq!(kernel, img.join("kernel"));
+                assert_eq!(initrd, img.join("initrd"));
+                assert_eq!(cmdline, "a=b");
+            }
+            b => panic!("unexpected {b:?}"),
+        }
+    }
+
+    /// A tarball tree whose kexec script names `kernel` and `initrd` links made by `link`.
+    fn hostile_tree(link: impl Fn(&Path, &Path)) -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let host = d.path().join("host-secret");
+        std::fs::write(&host, b"secret").unwrap();
+        let root = d.path().join("kexec");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(
+            root.join("kexec_nixos"),
+            "kexec -l /boot/kernel --initrd=/boot/initrd --append=\"a=b\"\n",
+        )
+        .unwrap();
+        std::fs::create_dir(root.join("boot")).unwrap();
+        link(&host, &root.join("boot"));
+        (d, host)
+    }
+
+    fn refused(root: &Path, host: &Path, what: &str) {
+        match kexec_boot(root) {
+            Err(HarnessError::BadImage { detail, .. }) => {
+                assert!(detail.contains(what), "{detail}");
+                assert!(!detail.contains(&*host.to_string_lossy()), "{detail}");
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kexec_links_out_of_the_tarball_are_refused() {
+        // Kernel and initrd both symlinks to a host file, absolute and relative.
+        let (d, host) = hostile_tree(|host, boot| {
+            std::os::unix::fs::symlink(host, boot.join("kernel")).unwrap();
+            std::os::unix::fs::symlink("../../host-secret", boot.join("initrd")).unwrap();
+        });
+        refused(&d.path().join("kexec"), &host, "kernel");
+        // A real kernel, but the initrd (named and beside it) leaves the tree.
+        let (d, host) = hostile_tree(|host, boot| {
+            std::fs::write(boot.join("kernel"), b"k").unwrap();
+            std::os::unix::fs::symlink(host, boot.join("initrd")).unwrap();
+        });
+        refused(&d.path().join("kexec"), &host, "initrd");
+    }
+
+    #[test]
+    fn kexec_chains_of_many_links_are_refused() {
+        let (d, host) = hostile_tree(|host, boot| {
+            std::fs::write(boot.join("initrd"), b"i").unwrap();
+            std::os::unix::fs::symlink(host, boot.join("l50")).unwrap();
+            for i in (0..50).rev() {
+                let next = format!("l{}", i + 1);
+                std::os::unix::fs::symlink(next, boot.join(format!("l{i}"))).unwrap();
+            }
+            std::os::unix::fs::symlink("l0", boot.join("kernel")).unwrap();
+        });
+        refused(&d.path().join("kexec"), &host, "too many symlinks");
+    }
+
+    #[test]
+    fn bundle_archive_after_marker() {
+        let d = tempfile::tempdir().unwrap();
+        let b = d.path().join("bundle");
+        std::fs::write(&b, b"#!/bin/sh\nexit 0\n__ARCHIVE_BELOW__\n\xfd7zXZ-data").unwrap();
+        assert!(is_bundle(&b).unwrap());
+        let out = extract_bundle(&b, &d.path().join("a.tar.xz")).unwrap();
+        assert_eq!(std::fs::read(out).unwrap(), b"\xfd7zXZ-data");
+    }
+}

@@ -1,0 +1,604 @@
+//! Hostile images and environments, through the command as a user runs it (issue 11): each is
+//! refused with exit 2 and a reason, or checked as usual, and nothing is left behind. Most
+//! cases need no guest (they are refused before QEMU starts, or use a fake run script); one
+//! boots the vm stand-in.
+
+use std::{
+    ffi::OsStr,
+    fs,
+    os::unix::{
+        ffi::OsStrExt,
+        fs::{symlink, PermissionsExt},
+    },
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use nix::{
+    sys::signal::{kill, Signal},
+    unistd::Pid,
+};
+use tempfile::TempDir;
+
+/// One test that starts processes at a time (the machine's cores are shared).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A private directory: `tmp/` (TMPDIR), `bin/` (fake programs, first on PATH), `files/`.
+struct Sandbox {
+    dir: TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["tmp", "bin", "files"] {
+            fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        Sandbox { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The command with a clean environment: PATH (fakes first), HOME, TMPDIR = `tmp/`.
+    fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_nixos-generate"));
+        let path = format!(
+            "{}:{}",
+            self.path("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        c.env_clear()
+            .env("PATH", path)
+            .env("HOME", self.path("files"))
+            .env("TMPDIR", self.path("tmp"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&OsStr]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    /// An executable shell script at `rel` (the test's own text, never user input).
+    fn script(&self, rel: &str, body: &str) -> PathBuf {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    /// A file at `rel` with `bytes`.
+    fn file(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    /// A kexec tarball (tar.xz) of the tree `files/<name>/`, built by `make(root)`.
+    fn kexec_tarball(&self, name: &str, make: impl Fn(&Path)) -> PathBuf {
+        let root = self.path(&format!("files/{name}"));
+        fs::create_dir_all(root.join("boot")).unwrap();
+        fs::write(
+            root.join("kexec_nixos"),
+            "kexec -l /boot/kernel --initrd=/boot/initrd --append=\"init=/init\"\n",
+        )
+        .unwrap();
+        make(&root);
+        let out = self.path(&format!("files/{name}.tar.xz"));
+        let st = Command::new("tar")
+            .arg("-cJf")
+            .arg(&out)
+            .arg("-C")
+            .arg(&root)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        out
+    }
+
+    /// Nothing left in TMPDIR.
+    fn assert_tmp_empty(&self) {
+        let left: Vec<_> = fs::read_dir(self.path("tmp"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "left behind in TMPDIR: {left:?}");
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+/// A qcow2 header naming `/etc/shadow` as its backing file (offset 104, 11 bytes).
+fn backed_qcow2() -> Vec<u8> {
+    let mut h = vec![0u8; 512];
+    h[..4].copy_from_slice(b"QFI\xfb");
+    h[4..8].copy_from_slice(&3u32.to_be_bytes());
+    h[8..16].copy_from_slice(&104u64.to_be_bytes());
+    h[16..20].copy_from_slice(&11u32.to_be_bytes());
+    h[104..115].copy_from_slice(b"/etc/shadow");
+    h
+}
+
+/// A kernel image header of an arm64 `Image` (magic `ARM\x64` at 0x38).
+fn arm64_kernel() -> Vec<u8> {
+    let mut k = vec![0u8; 4096];
+    k[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    k
+}
+
+fn assert_bad_input(out: &Output, what: &str, needle: &str) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    assert!(err.contains(needle), "{what}: wanted {needle:?} in {err}");
+}
+
+#[test]
+fn hostile_images_and_values_exit_2_and_leave_nothing() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let empty = sb.file("files/empty.img", b"");
+    let fifo = sb.path("files/fifo.img");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    fs::create_dir(sb.path("files/nothing")).unwrap();
+    let backed = sb.file("files/backed.qcow2", &backed_qcow2());
+    let escaping = sb.kexec_tarball("escaping", |root| {
+        symlink("/etc/passwd", root.join("boot/kernel")).unwrap();
+        symlink("../../../../../../../etc/shadow", root.join("boot/initrd")).unwrap();
+    });
+    let chain = sb.kexec_tarball("chain", |root| {
+        fs::write(root.join("boot/initrd"), b"initrd").unwrap();
+        symlink("/etc/passwd", root.join("boot/l45")).unwrap();
+        for i in 0..45 {
+            symlink(format!("l{}", i + 1), root.join(format!("boot/l{i}"))).unwrap();
+        }
+        symlink("l0", root.join("boot/kernel")).unwrap();
+    });
+    let arm = sb.kexec_tarball("arm", |root| {
+        fs::write(root.join("boot/kernel"), arm64_kernel()).unwrap();
+        fs::write(root.join("boot/initrd"), b"initrd").unwrap();
+    });
+    let arm_vm = sb.script(
+        "files/arm-vm/bin/run-arm-vm",
+        "exec /nix/store/x-qemu/bin/qemu-system-aarch64 -machine virt \"$@\"",
+    );
+    let good_disk = sb.file("files/disk.img", &[0u8; 4096]);
+    let p = |p: &Path| p.as_os_str().to_owned();
+    let check = |f: &str, image: &Path| {
+        vec![
+            os("--check").to_owned(),
+            os("--accel").to_owned(),
+            os("tcg").to_owned(),
+            os("-f").to_owned(),
+            os(f).to_owned(),
+            os("--image").to_owned(),
+            p(image),
+        ]
+    };
+    let with = |mut a: Vec<std::ffi::OsString>, more: &[&str]| {
+        a.extend(more.iter().map(|m| os(m).to_owned()));
+        a
+    };
+    let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
+        (check("raw", Path::new("/dev/zero")), "not a regular file"),
+        (check("raw", &empty), "the file is empty"),
+        (check("raw", &fifo), "not a regular file"),
+        (
+            check("raw", &sb.path("files/nothing")),
+            "holds no raw image",
+        ),
+        (check("qcow", &backed), "backing file"),
+        (
+            check("kexec", &escaping),
+            "does not exist inside the unpacked tree",
+        ),
+        (check("kexec", &chain), "too many symlinks"),
+        (check("kexec", &arm), "its kernel is for aarch64"),
+        (check("vm", &arm_vm), "qemu-system-aarch64"),
+        (
+            with(check("raw", &good_disk), &["--system", "aarch64-linux"]),
+            "x86_64-linux images only",
+        ),
+        (
+            with(
+                check("raw", &good_disk),
+                &["--timeout", "18446744073709551615"],
+            ),
+            "--timeout",
+        ),
+        (
+            with(check("raw", &good_disk), &["--timeout", "0"]),
+            "--timeout",
+        ),
+        (
+            with(check("raw", &good_disk), &["--memory", "0"]),
+            "--memory",
+        ),
+        (with(check("raw", &good_disk), &["--cpus", "0"]), "--cpus"),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let started = Instant::now();
+        let out = sb.run(&args);
+        assert_bad_input(&out, &format!("{args:?}"), needle);
+        assert!(started.elapsed() < Duration::from_secs(20), "{args:?} hung");
+        sb.assert_tmp_empty();
+    }
+}
+
+/// `--json` with an image path that is not UTF-8: valid JSON on stdout (the path lossily),
+/// never a panic.
+#[test]
+fn json_with_a_non_utf8_image_path_is_valid_json() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let mut name = sb.path("files").into_os_string();
+    name.push(OsStr::from_bytes(b"/bad-\xff\xfe.qcow2"));
+    fs::write(&name, backed_qcow2()).unwrap();
+    let out = sb.run(&[
+        os("--check"),
+        os("--json"),
+        os("--accel"),
+        os("tcg"),
+        os("-f"),
+        os("qcow"),
+        os("--image"),
+        &name,
+    ]);
+    assert_bad_input(&out, "non-UTF-8 --json", "backing file");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)));
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0]["image"].as_str().unwrap().contains("bad-\u{fffd}"));
+    assert_eq!(rows[0]["reason"], "could-not-start");
+    sb.assert_tmp_empty();
+}
+
+/// A fake VM run script that records its environment into `files/env-<tag>` and fails (QEMU
+/// "did not start"): what a run script sees, without booting anything.
+fn recording_runner(sb: &Sandbox, tag: &str) -> PathBuf {
+    let record = sb.path(&format!("files/env-{tag}"));
+    sb.script(
+        &format!("files/vm-{tag}/bin/run-fake-vm"),
+        &format!("env > '{}'\nexit 1", record.display()),
+    )
+}
+
+fn recorded_env(sb: &Sandbox, tag: &str) -> Vec<(String, String)> {
+    let raw = fs::read_to_string(sb.path(&format!("files/env-{tag}"))).unwrap();
+    raw.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn get<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// The caller's QEMU_NET_OPTS, NIX_EFI_VARS, NIX_DISK_IMAGE, QEMU_OPTS and the like never reach
+/// a run script: it gets the run directory's paths, and the user's files stay untouched.
+#[test]
+fn run_scripts_get_a_clean_environment() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let runner = recording_runner(&sb, "clean");
+    let vars = sb.file("files/my-efi-vars.fd", b"the user's own variables");
+    let out = sb
+        .command()
+        .args(["--check", "--accel", "tcg", "-f", "vm", "--image"])
+        .arg(&runner)
+        .env("QEMU_NET_OPTS", "hostfwd=tcp::2222-:22")
+        .env("NIX_EFI_VARS", &vars)
+        .env("NIX_DISK_IMAGE", sb.path("files/my-disk.qcow2"))
+        .env("QEMU_OPTS", "-bogus")
+        .env("SHARED_DIR", sb.path("files"))
+        .env("USE_TMPDIR", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let env = recorded_env(&sb, "clean");
+    assert_eq!(get(&env, "QEMU_NET_OPTS"), None, "{env:?}");
+    let run_dir = PathBuf::from(get(&env, "TMPDIR").unwrap());
+    assert!(run_dir.starts_with(sb.path("tmp")), "{run_dir:?}");
+    for key in ["NIX_EFI_VARS", "NIX_DISK_IMAGE", "SHARED_DIR"] {
+        let v = get(&env, key).unwrap_or_else(|| panic!("{key} unset: {env:?}"));
+        assert!(Path::new(v).starts_with(&run_dir), "{key}={v}");
+    }
+    assert_eq!(get(&env, "QEMU_OPTS"), Some("-machine accel=tcg"));
+    assert_eq!(get(&env, "USE_TMPDIR"), Some("1"));
+    assert_eq!(fs::read(&vars).unwrap(), b"the user's own variables");
+    assert!(!sb.path("files/my-disk.qcow2").exists());
+    // QEMU did not start: the run directory is kept for the evidence, and named.
+    assert!(text(&out.stderr).contains(&*run_dir.to_string_lossy()));
+    fs::remove_dir_all(&run_dir).unwrap();
+    sb.assert_tmp_empty();
+}
+
+/// TMPDIR values QEMU or a run script could not take put the run directory under /tmp; a
+/// relative TMPDIR is refused; HOME and XDG_CACHE_HOME unset never put the Nix files in a
+/// temporary directory.
+#[test]
+fn odd_tmpdirs_are_refused_or_avoided() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let runner = recording_runner(&sb, "tmpdir");
+    let long = sb.path("files/a-temporary-directory-name-well-over-sixty-bytes-long");
+    let comma = sb.path("files/a,b");
+    let mut non_utf8 = sb.path("files").into_os_string();
+    non_utf8.push(OsStr::from_bytes(b"/\xff"));
+    for d in [&long, &comma, Path::new(&non_utf8)] {
+        fs::create_dir(d).unwrap();
+    }
+    let values: [(&str, &OsStr); 4] = [
+        ("empty", os("")),
+        ("long", long.as_os_str()),
+        ("comma", comma.as_os_str()),
+        ("non-UTF-8", &non_utf8),
+    ];
+    for (what, value) in values {
+        let _ = fs::remove_file(sb.path("files/env-tmpdir"));
+        let out = sb
+            .command()
+            .args(["--check", "--accel", "tcg", "-f", "vm", "--image"])
+            .arg(&runner)
+            .env("TMPDIR", value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4), "{what}: {}", text(&out.stderr));
+        let env = recorded_env(&sb, "tmpdir");
+        let run_dir = PathBuf::from(get(&env, "TMPDIR").unwrap());
+        assert!(
+            run_dir.parent() == Some(Path::new("/tmp"))
+                && run_dir.to_string_lossy().starts_with("/tmp/ng-"),
+            "{what}: {run_dir:?}"
+        );
+        fs::remove_dir_all(&run_dir).unwrap();
+    }
+    for d in [&long, &comma, Path::new(&non_utf8)] {
+        assert_eq!(fs::read_dir(d).unwrap().count(), 0, "{d:?} was used");
+    }
+    let out = sb
+        .command()
+        .args(["--check", "--accel", "tcg", "-f", "vm", "--image"])
+        .arg(&runner)
+        .env("TMPDIR", "relative/tmp")
+        .output()
+        .unwrap();
+    assert_bad_input(
+        &out,
+        "relative TMPDIR",
+        "TMPDIR=relative/tmp is a relative path",
+    );
+
+    // No HOME, no XDG_CACHE_HOME (and a relative one, which the XDG rules ignore).
+    for xdg in [None, Some("relative-cache")] {
+        let mut c = sb.command();
+        c.env_remove("HOME").args(["-f", "iso", "--dry-run"]);
+        if let Some(x) = xdg {
+            c.env("XDG_CACHE_HOME", x);
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let line = text(&out.stdout);
+        let entry = line
+            .split_whitespace()
+            .find(|w| w.ends_with("/nix/entry.nix"))
+            .unwrap_or_else(|| panic!("no entry.nix in {line}"));
+        assert!(entry.contains("/.cache/nixos-generate/nix-"), "{entry}");
+        assert!(
+            !entry.starts_with("/tmp") && !entry.contains("relative-cache"),
+            "{entry}"
+        );
+    }
+    sb.assert_tmp_empty();
+}
+
+/// A planted `entry.nix` in the cache (with the old `.complete` marker) is replaced before Nix
+/// sees it.
+#[test]
+fn a_planted_entry_nix_is_never_used() {
+    let sb = Sandbox::new();
+    let dry = |sb: &Sandbox| {
+        let out = sb
+            .command()
+            .env("XDG_CACHE_HOME", sb.path("files/cache"))
+            .args(["-f", "iso", "--dry-run"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let line = text(&out.stdout);
+        PathBuf::from(
+            line.split_whitespace()
+                .find(|w| w.ends_with("/nix/entry.nix"))
+                .unwrap(),
+        )
+    };
+    let entry = dry(&sb);
+    let good = fs::read(&entry).unwrap();
+    fs::write(&entry, "builtins.abort \"planted\"").unwrap();
+    fs::write(
+        entry.parent().unwrap().parent().unwrap().join(".complete"),
+        "",
+    )
+    .unwrap();
+    assert_eq!(dry(&sb), entry);
+    assert_eq!(fs::read(&entry).unwrap(), good);
+}
+
+/// The pid a fake program wrote into `file`, once it is there.
+fn wait_for_pid(file: &Path, child: &mut Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(pid) = fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the command ended ({status}) before the fake program started");
+        }
+        assert!(Instant::now() < deadline, "the fake program never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn gone(pid: i32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let zombie = fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true);
+        if zombie || kill(Pid::from_raw(pid), None).is_err() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The start-up phases a signal can hit, each held open by a fake program that records its pid
+/// in `files/pid` and sleeps.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// The KVM probe (`--accel auto`): a fake `qemu-system-x86_64` on PATH.
+    Probe,
+    /// Unpacking a kexec tarball: a fake `tar` on PATH.
+    Unpacking,
+    /// Waiting for QEMU's QMP socket: a run script that never starts QEMU.
+    QmpConnect,
+}
+
+/// Sends `signal` to `--run` (or `--check`) during `phase`: the command exits with `code` and
+/// nothing of the run is left (the fake program, the run directory).
+fn signal_during_start_up(phase: Phase, run: bool, signal: Signal, code: i32) {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let pidfile = sb.path("files/pid");
+    let hold = format!("echo $$ > '{}'\nexec sleep 300", pidfile.display());
+    let (format, image, accel) = match phase {
+        Phase::Probe => {
+            sb.script("bin/qemu-system-x86_64", &hold);
+            (
+                "vm",
+                sb.script("files/vm/bin/run-fake-vm", "exit 1"),
+                "auto",
+            )
+        }
+        Phase::Unpacking => {
+            sb.script("bin/tar", &hold);
+            ("kexec", sb.file("files/k.tar.xz", b"\xfd7zXZ\0"), "tcg")
+        }
+        Phase::QmpConnect => ("vm", sb.script("files/vm/bin/run-fake-vm", &hold), "tcg"),
+    };
+    let mut child = sb
+        .command()
+        .arg(if run { "--run" } else { "--check" })
+        .args(["--accel", accel, "-f", format, "--image"])
+        .arg(&image)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = wait_for_pid(&pidfile, &mut child);
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let what = format!("{signal} during {phase:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{what}: slow exit"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        gone(pid),
+        "{what}: the fake program (pid {pid}) outlived the command"
+    );
+    sb.assert_tmp_empty();
+}
+
+#[test]
+fn run_stops_cleanly_on_signals_while_waiting_for_qmp() {
+    signal_during_start_up(Phase::QmpConnect, true, Signal::SIGINT, 130);
+    signal_during_start_up(Phase::QmpConnect, true, Signal::SIGTERM, 143);
+    signal_during_start_up(Phase::QmpConnect, true, Signal::SIGHUP, 129);
+}
+
+#[test]
+fn run_stops_cleanly_on_signals_while_unpacking() {
+    signal_during_start_up(Phase::Unpacking, true, Signal::SIGINT, 130);
+    signal_during_start_up(Phase::Unpacking, true, Signal::SIGTERM, 143);
+    signal_during_start_up(Phase::Unpacking, true, Signal::SIGHUP, 129);
+}
+
+#[test]
+fn run_stops_cleanly_on_signals_during_the_kvm_probe() {
+    if !Path::new("/dev/kvm").exists() {
+        eprintln!(
+            "SKIPPED run_stops_cleanly_on_signals_during_the_kvm_probe: no /dev/kvm, so --accel auto runs no probe here"
+        );
+        return;
+    }
+    signal_during_start_up(Phase::Probe, true, Signal::SIGINT, 130);
+    signal_during_start_up(Phase::Probe, true, Signal::SIGTERM, 143);
+    signal_during_start_up(Phase::Probe, true, Signal::SIGHUP, 129);
+}
+
+#[test]
+fn check_stops_cleanly_on_signals_during_start_up() {
+    signal_during_start_up(Phase::QmpConnect, false, Signal::SIGTERM, 143);
+    signal_during_start_up(Phase::Unpacking, false, Signal::SIGHUP, 129);
+}
+
+/// A TMPDIR with a comma (QEMU's option separator) and a space: the check still passes (its
+/// run directory goes under /tmp instead) and leaves nothing behind. Boots the kexec
+/// stand-in under TCG.
+#[test]
+fn a_check_passes_with_a_tmpdir_qemu_cannot_take() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let standins = scenarios::source::standins_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("this test boots a stand-in: {e}"));
+    let sb = Sandbox::new();
+    let odd = sb.path("tmp/with,comma and space");
+    fs::create_dir(&odd).unwrap();
+    let out = sb
+        .command()
+        .env("TMPDIR", &odd)
+        .args([
+            "--check", "--json", "--keep", "--accel", "tcg", "-f", "kexec", "--image",
+        ])
+        .arg(standins.join("kexec"))
+        .output()
+        .unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stderr)));
+    let run_dir = rows[0]["run_dir"].as_str().map(PathBuf::from);
+    if let Some(d) = &run_dir {
+        let _ = fs::remove_dir_all(d);
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(rows[0]["verdict"], "multi-user");
+    let run_dir = run_dir.expect("--keep names the run directory");
+    assert_eq!(run_dir.parent(), Some(Path::new("/tmp")), "{run_dir:?}");
+    assert_eq!(fs::read_dir(&odd).unwrap().count(), 0);
+}
