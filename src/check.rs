@@ -1,5 +1,6 @@
 //! `--check`: boot each image headless, wait for multi-user through the harness, optionally run
-//! the console scenario, power off, and report.
+//! the console scenario, stop QEMU at once (no power-off: the guest runs on an overlay), and
+//! report.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -146,13 +147,10 @@ async fn check_one(
         let mut machine = Machine::start(target.format, &target.image, opts, tx).await?;
         let verdict = machine.wait_ready().await;
         let mut console = None;
-        if verdict.is_ready() {
-            if scenario == CheckScenario::Console {
-                console = Some(crate::console::check(&machine).await);
-            }
-            // A failed power-off is evidence, not a boot failure; finish stops QEMU anyway.
-            let _ = machine.qmp_powerdown(harness::POWERDOWN_BUDGET).await;
+        if verdict.is_ready() && scenario == CheckScenario::Console {
+            console = Some(crate::console::check(&machine).await);
         }
+        // No power-off: the guest runs on a snapshot overlay, so QEMU stops at once (finish).
         let passed = verdict.is_ready() && !matches!(console, Some(Err(_)));
         let kept = machine.finish(passed).await;
         Ok::<_, harness::HarnessError>((verdict, console, kept))

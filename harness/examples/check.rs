@@ -70,9 +70,6 @@ async fn run(
         }
     };
     let verdict = machine.wait_ready().await;
-    if verdict.is_ready() {
-        let _ = machine.qmp_powerdown(harness::POWERDOWN_BUDGET).await;
-    }
     if let Some(dir) = machine.finish(verdict.is_ready()).await {
         eprintln!("run directory kept: {}", dir.display());
     }

@@ -1,6 +1,6 @@
-//! Every stand-in boots under QEMU (TCG here) and gets the manifest's verdict: multi-user for
-//! the good ones, the expected reason for each broken one, detected within 5 s of the
-//! guest's own failure message (timed from outside by polling the logs). After every run no
+//! Every stand-in boots under QEMU (TCG here; as many at once as `harness::capacity` allows)
+//! and gets the manifest's verdict: multi-user for the good ones, the expected reason for each
+//! broken one, detected within 5 s of the guest's own failure message (timed from outside by polling the logs). After every run no
 //! process of the run is left, a success leaves no run directory, a failure keeps it (named in
 //! the verdict; removed by the test when the failure was the expected one, otherwise left in
 //! place with its serial log's tail in the test's message), and the disk images of raw-efi and
@@ -31,27 +31,44 @@ async fn every_standin_gets_its_verdict() {
     let _guest = GUEST_LOCK.lock().await;
     let dir = standins_dir();
     let only = std::env::var("NIXGEN_STANDIN").ok();
-    let mut problems = Vec::new();
-    let mut ran = 0;
-    for s in manifest(&dir) {
-        if only.as_deref().is_some_and(|o| o != s.name) {
-            continue;
-        }
-        ran += 1;
-        let t0 = Instant::now();
-        match boot_one(&dir, &s).await {
-            Ok(summary) => eprintln!(
-                "ok   {:<14} {summary} ({:.1} s)",
-                s.name,
-                t0.elapsed().as_secs_f64()
-            ),
-            Err(problem) => {
-                eprintln!("FAIL {:<14} {problem}", s.name);
-                problems.push(format!("{}: {problem}", s.name));
+    let selected: Vec<Standin> = manifest(&dir)
+        .into_iter()
+        .filter(|s| !only.as_deref().is_some_and(|o| o != s.name))
+        .collect();
+    let ran = selected.len();
+    assert!(ran > 0, "no stand-in selected");
+    // As many guests at once as the machine holds (harness::capacity), like the matrix.
+    let defaults = BootOptions::default();
+    let at_once = harness::capacity::guests_that_fit(
+        defaults.memory_mib,
+        defaults.cpus_for(harness::Accel::Tcg),
+    );
+    let permits = Arc::new(tokio::sync::Semaphore::new(at_once));
+    eprintln!("{ran} stand-ins, {at_once} at a time");
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in selected {
+        let (dir, permits) = (dir.clone(), permits.clone());
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("never closed");
+            let t0 = Instant::now();
+            let result = boot_one(&dir, &s).await;
+            match &result {
+                Ok(summary) => eprintln!(
+                    "ok   {:<14} {summary} ({:.1} s)",
+                    s.name,
+                    t0.elapsed().as_secs_f64()
+                ),
+                Err(problem) => eprintln!("FAIL {:<14} {problem}", s.name),
             }
+            result.map_err(|problem| format!("{}: {problem}", s.name))
+        });
+    }
+    let mut problems = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(problem) = joined.expect("a stand-in task panicked") {
+            problems.push(problem);
         }
     }
-    assert!(ran > 0, "no stand-in selected");
     assert!(
         problems.is_empty(),
         "{} of {ran} stand-ins wrong:\n{}",

@@ -1,16 +1,22 @@
-//! The format x scenario matrix: one libtest-mimic trial per pairing of the scenarios' pairing
-//! table, named `format::scenario`, each booting its own guest.
+//! The format x scenario matrix: one libtest-mimic trial per format, named
+//! `format::scenario+scenario+...` after the pairings it runs, which boots ONE guest and runs
+//! those scenarios on it in the pairing table's order (`poweroff`, which ends the guest, last).
+//! Formats run in parallel, as many as `harness::capacity` allows.
 //!
 //! ```text
 //! cargo test -p scenarios --test matrix                 # everything
 //! cargo test -p scenarios --test matrix -- raw-efi      # one format
+//! cargo test -p scenarios --test matrix -- raw-efi::console   # one pairing (still one boot)
+//! cargo test -p scenarios --test matrix -- --skip poweroff
 //! cargo test -p scenarios --test matrix -- --list
 //! NIXGEN_IMAGE_SOURCE=standins|nixos   NIXGEN_STANDINS=DIR   INSTA_UPDATE=always
 //! ```
 //!
-//! Formats the harness cannot boot are listed as ignored trials (`format::boot`) with the
-//! reason; a pairing whose image source has no image for the format is ignored with that
-//! reason; nothing is passed without running. At the end a summary table goes to stderr.
+//! Filters (`FILTER`, `--skip`, `--exact`) select pairings by their `format::scenario` name; a
+//! format's trial runs the pairings left. Formats the harness cannot boot are listed as ignored
+//! trials (`format::boot`) with the reason; a format whose image source has no image is ignored
+//! with that reason; nothing is passed without running. At the end a summary table (format x
+//! scenario, the first scenario's time includes the boot) goes to stderr.
 
 #[path = "matrix/machine.rs"]
 mod machine;
@@ -102,32 +108,80 @@ fn image_file(format: &Format, images: &Images) -> Result<PathBuf, String> {
     }
 }
 
-fn run_trial(matrix: &Matrix, format: &Format, scenario: Scenario) -> Result<Completion, Failed> {
-    let images = matrix.images()?;
+/// Runs `scenarios` of `format` on one boot; records each in the summary.
+fn run_trial(
+    matrix: &Matrix,
+    format: &Format,
+    scenarios: &[Scenario],
+) -> Result<Completion, Failed> {
+    let record_all = |status, took| {
+        for &s in scenarios {
+            matrix.summary.record(&format.name, s, status, took);
+        }
+    };
+    let started = Instant::now();
+    let images = matrix
+        .images()
+        .inspect_err(|_| record_all(Status::Fail, started.elapsed()))?;
     if let Some(reason) = cannot_run(format, images) {
+        record_all(Status::Ignored, std::time::Duration::ZERO);
         return Ok(Completion::ignored_with(reason));
     }
-    let image = image_file(format, images)?;
-    let facts = machine::run(format, scenario, &image, images)?;
-    snapshot::assert(scenario, images.kind, &format.name, &facts);
-    Ok(Completion::Completed)
-}
-
-fn trial(matrix: &Arc<Matrix>, format: &'static Format, scenario: Scenario) -> Trial {
-    let matrix = Arc::clone(matrix);
-    Trial::ignorable_test(trial_name(&format.name, scenario), move || {
-        let started = Instant::now();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_trial(&matrix, format, scenario)
-        }));
-        let status = match &result {
-            Ok(Ok(Completion::Completed)) => Status::Pass,
-            Ok(Ok(Completion::Ignored { .. })) => Status::Ignored,
-            Ok(Err(_)) | Err(_) => Status::Fail,
+    let image =
+        image_file(format, images).inspect_err(|_| record_all(Status::Fail, started.elapsed()))?;
+    let mut failures = Vec::new();
+    for run in machine::run(format, scenarios, &image, images) {
+        let name = trial_name(&format.name, run.scenario);
+        let outcome = run.result.and_then(|facts| {
+            // insta panics on a mismatch: catch it, so the other scenarios are still reported.
+            std::panic::catch_unwind(|| {
+                snapshot::assert(run.scenario, images.kind, &format.name, &facts)
+            })
+            .map_err(|panic| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("(no message)");
+                format!("snapshot mismatch: {what}")
+            })
+        });
+        let status = if outcome.is_ok() {
+            Status::Pass
+        } else {
+            Status::Fail
         };
         matrix
             .summary
-            .record(&format.name, scenario, status, started.elapsed());
+            .record(&format.name, run.scenario, status, run.took);
+        if let Err(message) = outcome {
+            eprintln!("{name}: FAILED");
+            failures.push(format!("=== {name} ===\n{message}"));
+        }
+    }
+    if failures.is_empty() {
+        Ok(Completion::Completed)
+    } else {
+        Err(failures.join("\n\n").into())
+    }
+}
+
+/// The trial of `format` running `scenarios` (the pairings the filters left) on one boot.
+fn trial(matrix: &Arc<Matrix>, format: &'static Format, scenarios: Vec<Scenario>) -> Trial {
+    let matrix = Arc::clone(matrix);
+    let name = format!(
+        "{}::{}",
+        format.name,
+        scenarios
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join("+")
+    );
+    Trial::ignorable_test(name, move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_trial(&matrix, format, &scenarios)
+        }));
         result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
@@ -136,15 +190,23 @@ fn main() -> ExitCode {
     let mut args = Arguments::from_args();
     args.test_threads = Some(threads::choose(args.test_threads));
     let registry = formats::registry();
+    // Filters select pairings (`format::scenario`); a trial then runs the pairings left of its
+    // format, so libtest-mimic itself filters nothing more.
+    let wanted_pair = |format: &Format, scenario: Scenario| {
+        !args.is_filtered_out(&Trial::test(trial_name(&format.name, scenario), || Ok(())))
+    };
+    let selected = |format: &'static Format| -> Vec<Scenario> {
+        scenarios_for(format)
+            .iter()
+            .copied()
+            .filter(|s| wanted_pair(format, *s))
+            .collect()
+    };
 
     let wanted = registry
         .formats()
         .iter()
-        .filter(|f| {
-            scenarios_for(f)
-                .iter()
-                .any(|s| !args.is_filtered_out(&Trial::test(trial_name(&f.name, *s), || Ok(()))))
-        })
+        .filter(|f| !selected(f).is_empty())
         .map(|f| f.name.clone())
         .collect();
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -160,8 +222,10 @@ fn main() -> ExitCode {
 
     let mut trials = Vec::new();
     for format in registry.formats() {
-        let paired = scenarios_for(format);
-        if paired.is_empty() {
+        if scenarios_for(format).is_empty() {
+            if !wanted_pair(format, Scenario::Boot) {
+                continue;
+            }
             let reason = format!("not bootable here: {}", format.profile);
             let matrix = Arc::clone(&matrix);
             trials.push(Trial::ignorable_test(
@@ -174,11 +238,16 @@ fn main() -> ExitCode {
                     Ok(Completion::ignored_with(reason))
                 },
             ));
+            continue;
         }
-        for &scenario in paired {
-            trials.push(trial(&matrix, format, scenario));
+        let scenarios = selected(format);
+        if !scenarios.is_empty() {
+            trials.push(trial(&matrix, format, scenarios));
         }
     }
+    args.filter = None;
+    args.skip.clear();
+    args.exact = false;
 
     let started = Instant::now();
     let conclusion = libtest_mimic::run(&args, trials);

@@ -3,19 +3,36 @@
 # Sourced, not run.
 
 # dbus: systemd-logind needs it to act on the ACPI power button (QMP system_powerdown).
-STANDIN_PACKAGES="systemd-sysv,udev,kmod,dbus,linux-image-cloud-amd64,initramfs-tools"
+# KERNEL is replaced by the suite's kernel package (suite_kernel).
+STANDIN_PACKAGES="systemd-sysv,udev,kmod,dbus,KERNEL,initramfs-tools"
+
+# The modules NixOS's default initrd carries for disks and CD-ROMs (nixpkgs
+# nixos/modules/system/boot/kernel.nix, boot.initrd.availableKernelModules). The harness boots
+# disks and CD-ROMs on q35's AHCI controller, so a stand-in kernel must have them too.
+NIXOS_INITRD_MODULES="ahci ata_piix sd_mod sr_mod"
+
+# suite_kernel SUITE: the kernel package of a suite's stand-ins. Trixie's cloud kernel has every
+# module of NIXOS_INITRD_MODULES; bookworm's has no AHCI driver (no ahci.ko, CONFIG_SATA_AHCI
+# unset), so bookworm gets the generic kernel.
+suite_kernel() {
+    case "$1" in
+        bookworm) echo linux-image-amd64 ;;
+        *) echo linux-image-cloud-amd64 ;;
+    esac
+}
 
 # debootstrap_suite SUITE DEST_TAR: mmdebstrap once per suite and package list. The tarball is
 # kept beside the stand-ins (rootfs/) so that a change of the customisation does not download again.
 debootstrap_suite() {
-    local suite=$1 dest=$2 key
-    key=$(printf '%s %s' "$suite" "$STANDIN_PACKAGES" | sha256sum | cut -c1-12)
+    local suite=$1 dest=$2 key packages
+    packages=${STANDIN_PACKAGES/KERNEL/$(suite_kernel "$suite")}
+    key=$(printf '%s %s' "$suite" "$packages" | sha256sum | cut -c1-12)
     local cached="$cache_root/rootfs/$suite-$key.tar"
     if [ ! -f "$cached" ]; then
         log "mmdebstrap $suite (about a minute)"
         mkdir -p "$cache_root/rootfs"
         # shellcheck disable=SC2016 # $1 is for the hook's shell
-        mmdebstrap --quiet --format=tar --variant=minbase --include="$STANDIN_PACKAGES" \
+        mmdebstrap --quiet --format=tar --variant=minbase --include="$packages" \
             --customize-hook='rm -rf "$1"/usr/share/doc/* "$1"/usr/share/man/* "$1"/usr/share/locale/*' \
             "$suite" "$cached.partial" >&2
         mv "$cached.partial" "$cached"
@@ -27,6 +44,19 @@ debootstrap_suite() {
 unpack_root() {
     mkdir -p "$2"
     tar -C "$2" --numeric-owner -xpf "$1"
+}
+
+# check_initrd_modules DIR: the root's kernel has every module of NIXOS_INITRD_MODULES (as a
+# module or built in), or the build stops naming the missing ones.
+check_initrd_modules() {
+    local mods m missing=()
+    mods=$(ls -d "$1"/usr/lib/modules/*/) || die "no kernel modules in $1"
+    for m in $NIXOS_INITRD_MODULES; do
+        if ! find "$mods" -name "$m.ko*" | grep -q . && ! grep -q "/$m.ko$" "$mods/modules.builtin"; then
+            missing+=("$m")
+        fi
+    done
+    ((${#missing[@]} == 0)) || die "the kernel in $1 lacks ${missing[*]} (NixOS's default initrd has them): pick another kernel in suite_kernel"
 }
 
 # customise_root DIR: what every good stand-in has (hostname, serial autologin, os-release variant).

@@ -43,6 +43,8 @@ build_all() {
     log "unpacking and customising root file systems"
     unpack_root "$work/trixie.tar" "$tr"
     unpack_root "$work/bookworm.tar" "$br"
+    check_initrd_modules "$tr"
+    check_initrd_modules "$br"
     customise_root "$tr"
     customise_root "$br"
     local K I KB IB

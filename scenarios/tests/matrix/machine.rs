@@ -1,9 +1,10 @@
-//! One trial on a real guest: the harness boots the image, the scenario runs on the booted
-//! `Machine`, the harness stops it (keeping the run directory when the trial failed).
+//! One trial on a real guest: the harness boots the image once, the format's scenarios run on
+//! the booted `Machine` one after the other, the harness stops it (keeping the run directory
+//! when a scenario failed).
 
 use std::{
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use formats::Format;
@@ -116,8 +117,8 @@ fn failure(reason: &str, tail: &str, kept: Option<&Path>) -> String {
     format!("{reason}\n--- serial log, last {TAIL} lines ---\n{tail}\n--- run directory: {kept}")
 }
 
-/// The options every matrix guest boots with: one vCPU (two guests share two cores), the
-/// harness's defaults otherwise.
+/// The options every matrix guest boots with: one vCPU (as many guests as the capacity rule
+/// allows share the cores, one per core), the harness's defaults otherwise.
 fn options() -> BootOptions {
     BootOptions {
         cpus: Some(1),
@@ -125,40 +126,79 @@ fn options() -> BootOptions {
     }
 }
 
-/// Boots `image`, runs `scenario`, stops the guest; returns the scenario's facts.
+/// One scenario's result on the shared guest: its facts or why it failed, and how long it took
+/// (the boot included for the first).
+pub struct ScenarioRun {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Its facts, or the failure message (reason, serial tail, kept run directory).
+    pub result: Result<serde_json::Value, String>,
+    /// Time from the scenario's start (the boot's, for the first) to its end.
+    pub took: Duration,
+}
+
+/// Boots `image` once, runs `scenarios` on that guest in order (a scenario that ends the guest,
+/// `poweroff`, must come last), stops the guest; returns each scenario's result.
 pub fn run(
     format: &Format,
-    scenario: Scenario,
+    scenarios: &[Scenario],
     image: &Path,
     images: &Images,
-) -> Result<serde_json::Value, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+) -> Vec<ScenarioRun> {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
-    runtime.block_on(run_async(format, scenario, image, images))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            return scenarios
+                .iter()
+                .map(|&scenario| ScenarioRun {
+                    scenario,
+                    result: Err(format!("tokio runtime: {e}")),
+                    took: Duration::ZERO,
+                })
+                .collect()
+        }
+    };
+    runtime.block_on(run_async(format, scenarios, image, images))
 }
 
 async fn run_async(
     format: &Format,
-    scenario: Scenario,
+    scenarios: &[Scenario],
     image: &Path,
     images: &Images,
-) -> Result<serde_json::Value, String> {
+) -> Vec<ScenarioRun> {
+    debug_assert!(
+        !scenarios[..scenarios.len().saturating_sub(1)].contains(&Scenario::Poweroff),
+        "poweroff ends the guest: it must be the last scenario"
+    );
+    let mut clock = Instant::now();
     // Progress events are not needed: the verdict carries everything the scenarios use.
     let (progress, _events) = tokio::sync::mpsc::unbounded_channel();
-    let mut machine = Machine::start(format, image, &options(), progress)
-        .await
-        .map_err(|e| {
+    let mut machine = match Machine::start(format, image, &options(), progress).await {
+        Ok(m) => m,
+        Err(e) => {
             let tail = e.run_dir().map_or("(no run directory)".into(), |d| {
                 evidence_tail(&d.join("serial.log"))
             });
-            failure(
+            let message = failure(
                 &format!("the harness could not start QEMU: {e}"),
                 &tail,
                 e.run_dir(),
-            )
-        })?;
+            );
+            let took = clock.elapsed();
+            return scenarios
+                .iter()
+                .map(|&scenario| ScenarioRun {
+                    scenario,
+                    result: Err(message.clone()),
+                    took,
+                })
+                .collect();
+        }
+    };
     let verdict = machine.wait_ready().await;
     let record = record(&verdict, machine.run_dir());
     let serial_log = verdict.evidence.serial_log.clone();
@@ -166,22 +206,26 @@ async fn run_async(
         run_dir: None,
         images: images.root.clone(),
     };
-    let result = {
+    let mut runs = Vec::with_capacity(scenarios.len());
+    for &scenario in scenarios {
         let mut guest = MachineGuest {
             machine: &mut machine,
             serial_log: serial_log.clone(),
         };
-        scenarios::run_scenario(scenario, format.profile, &mut guest, &record, &roots).await
-    };
-    match result {
-        Ok(facts) => {
-            machine.finish(true).await;
-            Ok(facts)
-        }
-        Err(reason) => {
-            let tail = evidence_tail(&serial_log);
-            let kept = machine.finish(false).await;
-            Err(failure(&reason, &tail, kept.as_deref()))
-        }
+        let result =
+            scenarios::run_scenario(scenario, format.profile, &mut guest, &record, &roots).await;
+        // The tail now: the run directory may go away with the guest.
+        let result = result.map_err(|reason| (reason, evidence_tail(&serial_log)));
+        runs.push((scenario, result, clock.elapsed()));
+        clock = Instant::now();
     }
+    let failed = runs.iter().any(|(_, r, _)| r.is_err());
+    let kept = machine.finish(!failed).await;
+    runs.into_iter()
+        .map(|(scenario, result, took)| ScenarioRun {
+            scenario,
+            result: result.map_err(|(reason, tail)| failure(&reason, &tail, kept.as_deref())),
+            took,
+        })
+        .collect()
 }
