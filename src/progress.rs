@@ -31,9 +31,10 @@ impl Progress {
     /// Records one event of the machine booting `format`.
     pub fn event(&self, format: &str, event: &Event) {
         let text = match event {
-            Event::Started { accel, run_dir, .. } => {
-                format!("started under {accel} in {}", run_dir.display())
-            }
+            Event::Started { accel, run_dir, .. } => match accel {
+                harness::Accel::None => format!("container started in {}", run_dir.display()),
+                _ => format!("started under {accel} in {}", run_dir.display()),
+            },
             Event::Restarted { accel, why } => {
                 format!("KVM failed ({why}); started again under {accel}")
             }

@@ -155,6 +155,7 @@ fn outcome_line(outcome: &Outcome) -> String {
 fn source_name(source: ReadinessSource) -> &'static str {
     match source {
         ReadinessSource::Vsock => "vsock",
+        ReadinessSource::NotifySocket => "notify-socket",
         ReadinessSource::Serial => "serial",
         ReadinessSource::None => "none",
     }

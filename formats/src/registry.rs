@@ -24,8 +24,12 @@ pub enum Profile {
     Iso,
     /// A kernel, initrd and command line, booted directly as kexec would.
     Kexec,
-    /// A container root file system: not booted by the harness.
+    /// A container root file system tarball with the system's init at `/sbin/init`, booted
+    /// with systemd-nspawn.
     Container,
+    /// LXC image metadata (`metadata.yaml`, templates) that goes with a container tarball:
+    /// nothing to boot on its own.
+    ContainerMetadata,
     /// An image for one cloud or hypervisor, not booted by the harness.
     CloudOnly,
     /// An image for a board's own firmware (SD card), not booted by the harness.
@@ -37,7 +41,7 @@ impl Profile {
     pub fn bootable(self) -> bool {
         !matches!(
             self,
-            Profile::Container | Profile::CloudOnly | Profile::Board
+            Profile::ContainerMetadata | Profile::CloudOnly | Profile::Board
         )
     }
 
@@ -56,6 +60,7 @@ impl Profile {
             Profile::Iso => "iso",
             Profile::Kexec => "kexec",
             Profile::Container => "container",
+            Profile::ContainerMetadata => "container-metadata",
             Profile::CloudOnly => "cloud-only",
             Profile::Board => "board",
         }

@@ -36,6 +36,11 @@ pub enum Bootable {
     },
     /// A NixOS VM run script.
     Runner(PathBuf),
+    /// A container's root file system, unpacked into the run directory.
+    Container {
+        /// The unpacked tree.
+        root: PathBuf,
+    },
 }
 
 /// The image file of `format` at `image`: the file itself, or the match of the format's
@@ -136,7 +141,29 @@ pub async fn prepare(
             }
             Ok(boot)
         }
-        Profile::Container | Profile::CloudOnly | Profile::Board => {
+        Profile::Container => {
+            which::which(crate::container::NSPAWN).map_err(|_| HarnessError::MissingProgram {
+                program: crate::container::NSPAWN.into(),
+                package: "systemd-container".into(),
+            })?;
+            let (tarball, root) = (file.to_path_buf(), run_dir.join("root"));
+            let unpacked = root.clone();
+            tokio::task::spawn_blocking(move || crate::container::unpack(&tarball, &unpacked))
+                .await
+                .map_err(|e| {
+                    HarnessError::io("unpack the container", std::io::Error::other(e))
+                })??;
+            if crate::container::find_init(&root).is_none() {
+                return Err(HarnessError::BadImage {
+                    path: file.to_path_buf(),
+                    detail:
+                        "the tarball has no init (/sbin/init, as NixOS's container tarballs have)"
+                            .into(),
+                });
+            }
+            Ok(Bootable::Container { root })
+        }
+        Profile::ContainerMetadata | Profile::CloudOnly | Profile::Board => {
             Err(HarnessError::NotBootable {
                 format: format.name.clone(),
                 profile: format.profile.to_string(),

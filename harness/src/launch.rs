@@ -34,6 +34,11 @@ pub(crate) fn launch_for(
         (crate::accel::qemu_program(), env, args)
     };
     let (program, env, mut args) = match bootable {
+        Bootable::Container { root } => (
+            PathBuf::from(crate::container::UNSHARE),
+            crate::container::nspawn_env(),
+            crate::container::nspawn_args(root),
+        ),
         Bootable::Runner(script) => {
             let mut args = profile::channels(dir, opts.display);
             args.extend(profile::runner_args(opts.memory_mib, opts.cpus_for(accel)));
@@ -64,6 +69,7 @@ pub(crate) fn launch_for(
     };
     args.extend(opts.extra_qemu_args.iter().cloned());
     Ok(Launch {
+        pty: matches!(bootable, Bootable::Container { .. }),
         program,
         args,
         env,

@@ -69,10 +69,12 @@ impl Default for BootOptions {
     }
 }
 
-/// The default deadline for an accelerator: 120 s under KVM, 300 s under TCG.
+/// The default deadline for an accelerator: 120 s under KVM, 300 s under TCG, 60 s for a
+/// container (no emulation: a container reaches multi-user in about a second here).
 pub fn default_timeout(accel: crate::Accel) -> Duration {
     match accel {
         crate::Accel::Kvm => Duration::from_secs(120),
+        crate::Accel::None => Duration::from_secs(60),
         crate::Accel::Tcg => Duration::from_secs(300),
     }
 }
@@ -87,7 +89,7 @@ pub fn default_timeout(accel: crate::Accel) -> Duration {
 pub const fn default_cpus(accel: crate::Accel) -> u32 {
     match accel {
         crate::Accel::Kvm => 2,
-        crate::Accel::Tcg => 1,
+        crate::Accel::Tcg | crate::Accel::None => 1,
     }
 }
 

@@ -27,7 +27,8 @@ pub const MACHINE: &str = "q35";
 pub fn machine(accel: Accel, memory_mib: u32, cpus: u32) -> Vec<String> {
     let cpu = match accel {
         Accel::Kvm => "host",
-        Accel::Tcg => "max",
+        // A container never gets here; TCG's CPU if it did.
+        Accel::Tcg | Accel::None => "max",
     };
     vec![
         // q35: disks and CD-ROMs on its built-in AHCI (SATA) controller, whose driver (`ahci`,

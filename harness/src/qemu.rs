@@ -44,6 +44,10 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// Working directory (the run directory).
     pub cwd: PathBuf,
+    /// Run it on a pseudo-terminal bridged to `serial.log` and `serial.sock` in the run
+    /// directory (a container's console), instead of stdin from /dev/null and stdout to
+    /// `qemu.stdout`.
+    pub pty: bool,
 }
 
 impl Launch {
@@ -103,6 +107,8 @@ pub struct QemuProcess {
     child: Child,
     pgid: i32,
     status: Option<QemuExit>,
+    /// The console bridge of a program on a pseudo-terminal.
+    console: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl QemuProcess {
@@ -127,26 +133,54 @@ impl QemuProcess {
             )
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&launch.cwd)
-            .stdin(Stdio::null())
-            .stdout(file("qemu.stdout")?)
             .stderr(file("qemu.stderr")?)
             .process_group(group.unwrap_or(0));
+        let console = if launch.pty {
+            let (master, slave) = crate::pty::open()?;
+            let input = slave
+                .try_clone()
+                .map_err(|e| HarnessError::io("duplicate the terminal", e))?;
+            cmd.stdin(Stdio::from(input)).stdout(Stdio::from(slave));
+            Some(master)
+        } else {
+            cmd.stdin(Stdio::null()).stdout(file("qemu.stdout")?);
+            None
+        };
         crate::lifeline::die_with_parent(&mut cmd);
         let child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
+                let program = launch.program.to_string_lossy().into_owned();
+                let package = if program.ends_with(crate::container::UNSHARE) {
+                    "util-linux"
+                } else {
+                    "qemu-system-x86"
+                };
                 HarnessError::MissingProgram {
-                    program: launch.program.to_string_lossy().into_owned(),
-                    package: "qemu-system-x86".into(),
+                    program,
+                    package: package.into(),
                 }
             } else {
                 HarnessError::io(format!("start {}", launch.program.display()), e)
             }
         })?;
+        // The parent's copy of the terminal's slave end is closed with `cmd`, so the bridge
+        // sees the end of the console when the program exits.
+        drop(cmd);
+        let console = console
+            .map(|master| {
+                crate::pty::bridge(
+                    master,
+                    &run_dir.join("serial.log"),
+                    &run_dir.join("serial.sock"),
+                )
+            })
+            .transpose()?;
         let pid = child.id().map_or(0, |p| p as i32);
         Ok(QemuProcess {
             child,
             pgid: group.unwrap_or(pid),
             status: None,
+            console,
         })
     }
 
@@ -184,6 +218,14 @@ impl QemuProcess {
         self.status
     }
 
+    /// Sends SIGTERM to the process group: a container's nspawn powers it off (the namespace's
+    /// `sh` init and `unshare` ignore it).
+    pub fn terminate(&self) {
+        if self.pgid > 0 {
+            let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGTERM);
+        }
+    }
+
     fn kill_group(&self) {
         if self.pgid > 0 {
             let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGKILL);
@@ -200,6 +242,9 @@ impl QemuProcess {
 impl Drop for QemuProcess {
     fn drop(&mut self) {
         self.kill_group();
+        if let Some(console) = self.console.take() {
+            console.abort();
+        }
         // Reap briefly so no zombie outlives the run (SIGKILL takes effect at once).
         let until = Instant::now() + Duration::from_secs(2);
         while self.status.is_none() && Instant::now() < until {

@@ -16,6 +16,8 @@ pub enum Accel {
     Kvm,
     /// QEMU's software emulation.
     Tcg,
+    /// No machine is emulated: a container on the host's kernel.
+    None,
 }
 
 impl Accel {
@@ -24,6 +26,7 @@ impl Accel {
         match self {
             Accel::Kvm => "kvm",
             Accel::Tcg => "tcg",
+            Accel::None => "none",
         }
     }
 }
@@ -55,6 +58,8 @@ pub enum Reason {
     GuestPanicked,
     /// QEMU exited before the guest was ready.
     QemuExited,
+    /// systemd-nspawn ended before the container was ready (its init failed or exited).
+    ContainerExited,
     /// The accelerator failed: QEMU aborted at start ("failed to set MSR") or stopped the guest
     /// with a KVM internal error (status `internal-error`).
     AcceleratorFailure,
@@ -67,7 +72,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order.
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::KernelPanic,
         Reason::EmergencyMode,
         Reason::RescueMode,
@@ -76,6 +81,7 @@ impl Reason {
         Reason::NoBootableDevice,
         Reason::GuestPanicked,
         Reason::QemuExited,
+        Reason::ContainerExited,
         Reason::AcceleratorFailure,
         Reason::GuestStopped,
         Reason::Timeout,
@@ -92,6 +98,7 @@ impl Reason {
             Reason::NoBootableDevice => "no-bootable-device",
             Reason::GuestPanicked => "guest-panicked",
             Reason::QemuExited => "qemu-exited",
+            Reason::ContainerExited => "container-exited",
             Reason::AcceleratorFailure => "accelerator-failure",
             Reason::GuestStopped => "guest-stopped",
             Reason::Timeout => "timeout",
@@ -136,6 +143,8 @@ pub enum Outcome {
 pub enum ReadinessSource {
     /// systemd's notify messages over vsock.
     Vsock,
+    /// A container's systemd's notify messages on a datagram socket.
+    NotifySocket,
     /// The serial console text.
     Serial,
     /// Neither (timeout, QEMU exit, QMP event).

@@ -10,7 +10,8 @@ pub enum Scenario {
     Boot,
     /// A root shell on the serial console: system state, os-release, kernel command line.
     Console,
-    /// An ACPI power-off through QMP ends QEMU cleanly within a bound.
+    /// An ACPI power-off through QMP (SIGTERM to systemd-nspawn for a container) ends QEMU
+    /// (nspawn) cleanly within a bound.
     Poweroff,
     /// The installer reaches its login prompt and the installer tools are in PATH.
     InstallIso,
@@ -82,8 +83,11 @@ mod tests {
         assert_eq!(scenarios_for(raw_efi), &[Boot, Console, Poweroff]);
         let installer = registry.get("install-iso").expect("install-iso");
         assert_eq!(scenarios_for(installer), &[Boot, InstallIso]);
+        // Containers boot with systemd-nspawn: console and power-off (SIGTERM) too.
         let docker = registry.get("docker").expect("docker");
-        assert!(scenarios_for(docker).is_empty());
+        assert_eq!(scenarios_for(docker), &[Boot, Console, Poweroff]);
+        let metadata = registry.get("lxc-metadata").expect("lxc-metadata");
+        assert!(scenarios_for(metadata).is_empty());
     }
 
     #[test]

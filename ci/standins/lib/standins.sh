@@ -79,6 +79,9 @@ build_all() {
     log "vm, vm-nogui, vm-bootloader"
     standin_vms "$tr" "$K" "$I"
 
+    log "lxc, docker, proxmox-lxc, container-noinit"
+    standin_containers "$tr"
+
     log "iso, kexec, kexec-bundle, install-iso, install-iso-hyperv"
     make_ram_root "$tr" "$work/ramroot.zst"
     standin_iso "$tr" "$K" "$work/ramroot.zst"

@@ -36,6 +36,13 @@ pub enum Signal<'a> {
         /// The line of QEMU's stderr that names an accelerator failure, if any.
         accel_error: Option<&'a str>,
     },
+    /// systemd-nspawn exited (a container).
+    ContainerExited {
+        /// How.
+        exit: QemuExit,
+        /// Its last line on stderr (why it gave up), if any.
+        last_words: Option<&'a str>,
+    },
     /// QEMU exited.
     QemuExited {
         /// How.
@@ -89,6 +96,9 @@ pub struct Judge {
     decided: bool,
     /// The reason of a guest-initiated QMP `SHUTDOWN` (the guest powered off or reset).
     shutdown: Option<String>,
+    /// A container: no firmware, boot loader, kernel or initrd of its own, and its notify
+    /// messages come on a socket, not over vsock.
+    container: bool,
 }
 
 impl Judge {
@@ -103,6 +113,23 @@ impl Judge {
             held: None,
             decided: false,
             shutdown: None,
+            container: false,
+        }
+    }
+
+    /// A judge for a container (see [`Judge::new`]).
+    pub fn for_container(notify_live: bool) -> Judge {
+        Judge {
+            container: true,
+            ..Judge::new(notify_live)
+        }
+    }
+
+    /// Where notify decisions come from.
+    fn notify_source(&self) -> ReadinessSource {
+        match self.container {
+            true => ReadinessSource::NotifySocket,
+            false => ReadinessSource::Vsock,
         }
     }
 
@@ -139,6 +166,16 @@ impl Judge {
                 status,
                 accel_error,
             } => self.on_stopped(status, accel_error),
+            Signal::ContainerExited { exit, last_words } => {
+                self.held.take().map(|h| h.0).or_else(|| {
+                    let why = last_words.map_or_else(String::new, |l| format!(": {l}"));
+                    Some(Decision::failed(
+                        Reason::ContainerExited,
+                        format!("systemd-nspawn {exit}{}{why}", self.after_shutdown()),
+                        ReadinessSource::None,
+                    ))
+                })
+            }
             Signal::QemuExited { exit, accel_error } => {
                 self.held.take().map(|h| h.0).or_else(|| {
                     Some(match accel_error {
@@ -232,6 +269,16 @@ impl Judge {
     }
 
     fn milestone(&mut self, kind: MilestoneKind, at: Duration) {
+        let machine_stage = matches!(
+            kind,
+            MilestoneKind::Firmware
+                | MilestoneKind::Bootloader
+                | MilestoneKind::Kernel
+                | MilestoneKind::Initrd
+        );
+        if self.container && machine_stage {
+            return;
+        }
         if !self.milestones.iter().any(|m| m.kind == kind) {
             let m = Milestone { kind, at };
             self.milestones.push(m);
@@ -315,7 +362,7 @@ impl Judge {
             notify::Decision::Ready => {
                 self.milestone(MilestoneKind::MultiUser, at);
                 self.held = None;
-                Some(Decision::ready(ReadinessSource::Vsock))
+                Some(Decision::ready(self.notify_source()))
             }
             notify::Decision::Failed(target) => {
                 self.held = None;
@@ -326,7 +373,7 @@ impl Judge {
                 Some(Decision::failed(
                     reason,
                     format!("{}={target}", notify::UNIT_ACTIVE),
-                    ReadinessSource::Vsock,
+                    self.notify_source(),
                 ))
             }
         }

@@ -94,9 +94,16 @@ impl Machine {
         let file = image::resolve(format, image)?;
         let run_dir = RunDir::create()?;
         let dir = run_dir.path().to_path_buf();
-        // The KVM probe (once per process) runs while the image is prepared.
+        // The KVM probe (once per process) runs while the image is prepared. A container
+        // emulates no machine.
+        let container = format.profile == formats::Profile::Container;
         let (accel, bootable) = tokio::join!(
-            accel::resolve(opts.accel),
+            async {
+                match container {
+                    true => Accel::None,
+                    false => accel::resolve(opts.accel).await,
+                }
+            },
             image::prepare(format, &file, &dir)
         );
         let (_, qmp_events) = mpsc::unbounded_channel();
@@ -250,9 +257,13 @@ impl Machine {
                     }
                 },
                 exit = wait_exit(self.qemu.as_mut()) => {
-                    let accel_error = self.accel_error();
+                    let (accel_error, last_words) = (self.accel_error(), self.last_words());
                     self.drain_console(&mut last_partial).or_else(|| {
-                        self.judge.feed(Signal::QemuExited { exit, accel_error: accel_error.as_deref() }, at)
+                        let signal = match self.accel {
+                            Accel::None => Signal::ContainerExited { exit, last_words: last_words.as_deref() },
+                            _ => Signal::QemuExited { exit, accel_error: accel_error.as_deref() },
+                        };
+                        self.judge.feed(signal, at)
                     })
                 }
                 msg = next_notify(self.notify.as_mut()) => match msg {
@@ -300,6 +311,20 @@ impl Machine {
         )
     }
 
+    /// For a container, why systemd-nspawn gave up: its last line on stderr, else the
+    /// console's last line (nspawn prints "Container ... failed with error code N." there).
+    fn last_words(&self) -> Option<String> {
+        if self.accel != Accel::None {
+            return None;
+        }
+        ["qemu.stderr", "serial.log"].iter().find_map(|name| {
+            let bytes = std::fs::read(self.path.join(name)).unwrap_or_default();
+            let text = crate::detect::strip_ansi(&String::from_utf8_lossy(&bytes));
+            let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
+            Some(last.trim().to_string())
+        })
+    }
+
     /// The line of qemu.stderr naming an accelerator failure (under KVM only).
     fn accel_error(&self) -> Option<String> {
         if self.accel != Accel::Kvm {
@@ -335,6 +360,9 @@ impl Machine {
         const PRESS_AGAIN: Duration = Duration::from_secs(5);
         let t0 = Instant::now();
         let deadline = t0 + within;
+        if self.accel == Accel::None {
+            return self.container_poweroff(within).await;
+        }
         loop {
             let qmp = self.qmp.as_mut().ok_or_else(|| HarnessError::Qmp {
                 command: "system_powerdown".into(),
@@ -364,6 +392,24 @@ impl Machine {
             if Instant::now() >= deadline {
                 return Err(HarnessError::PowerdownTimeout { within });
             }
+        }
+    }
+
+    /// A container's power button: SIGTERM to systemd-nspawn, which asks the container's
+    /// systemd to power off (SIGRTMIN+3) and exits when it has.
+    async fn container_poweroff(&mut self, within: Duration) -> Result<PoweredOff, HarnessError> {
+        let t0 = Instant::now();
+        let qemu = self
+            .qemu
+            .as_mut()
+            .ok_or(HarnessError::PowerdownTimeout { within })?;
+        qemu.terminate();
+        match tokio::time::timeout(within, qemu.wait()).await {
+            Ok(exit) => Ok(PoweredOff {
+                took: t0.elapsed(),
+                exit_status: exit.code(),
+            }),
+            Err(_) => Err(HarnessError::PowerdownTimeout { within }),
         }
     }
 

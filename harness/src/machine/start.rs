@@ -9,9 +9,10 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 use super::{consoles, wait_exit, Machine, KVM_SETTLE, QMP_START, STATUS_TIMEOUT};
 use crate::accel;
 use crate::detect::{Judge, Signal};
+use crate::image::Bootable;
 use crate::launch::launch_for;
 use crate::notify::{NotifyChannel, NotifyOptions};
-use crate::options::AccelChoice;
+use crate::options::{AccelChoice, NotifyChoice};
 use crate::qemu::{tail, QemuProcess};
 use crate::qmp::{Qmp, QmpEvent};
 use crate::rundir::RunDir;
@@ -74,15 +75,27 @@ impl Machine {
             helper_process_group: Some(0),
             ..NotifyOptions::default()
         };
-        let notify = NotifyChannel::open_with(&dir, &notify_opts).await?;
+        let notify = match &self.bootable {
+            Bootable::Container { .. } if self.opts.notify != NotifyChoice::Off => {
+                NotifyChannel::open_container(&dir)?
+            }
+            _ => NotifyChannel::open_with(&dir, &notify_opts).await?,
+        };
         launch.args.extend(notify.qemu_args());
         let group = notify.helper_pid().map(|p| p as i32);
 
         let (qmp_tx, qmp_events) = mpsc::unbounded_channel();
         let started = Instant::now();
         let mut qemu = QemuProcess::spawn(&launch, &dir, group)?;
-        let qmp = match connect_qmp(&mut qemu, &dir, started, qmp_tx).await {
-            Ok(q) => Some(q),
+        // A container has no QMP: its console, its notify socket and nspawn's exit decide.
+        let connected = match launch.pty {
+            true => Ok(None),
+            false => connect_qmp(&mut qemu, &dir, started, qmp_tx)
+                .await
+                .map(Some),
+        };
+        let qmp = match connected {
+            Ok(q) => q,
             Err(detail) => {
                 let stderr = std::fs::read_to_string(dir.join("qemu.stderr")).unwrap_or_default();
                 match accel::accelerator_failure(&stderr) {
@@ -110,7 +123,11 @@ impl Machine {
         self.qmp_open = qmp.is_some();
         self.qmp = qmp;
         self.qemu = Some(qemu);
-        self.judge = Judge::new(!notify.transport().is_serial_only());
+        let notify_live = !notify.transport().is_serial_only();
+        self.judge = match launch.pty {
+            true => Judge::for_container(notify_live),
+            false => Judge::new(notify_live),
+        };
         self.transport = notify.transport().to_string();
         self.notify = Some(notify);
         self.qmp_events = qmp_events;

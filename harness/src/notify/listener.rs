@@ -166,6 +166,36 @@ pub async fn serve<A: Acceptor>(
     }
 }
 
+/// Serves a datagram notify socket (a container's systemd sends `sd_notify` datagrams to an
+/// AF_UNIX socket): one message per datagram, each logged (held time 0: nothing waits for the
+/// host). Ends when the receiver is dropped.
+pub async fn serve_datagrams(
+    socket: tokio::net::UnixDatagram,
+    tx: mpsc::Sender<NotifyMessage>,
+    opened: Instant,
+    mut log: Option<std::fs::File>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let Ok(n) = socket.recv(&mut buf).await else {
+            tokio::time::sleep(ACCEPT_RETRY).await;
+            continue;
+        };
+        let raw = &buf[..n];
+        if let Some(file) = log.as_mut() {
+            let at = Instant::now().saturating_duration_since(opened);
+            let _ = file.write_all(log_line(at, Duration::ZERO, raw).as_bytes());
+        }
+        if !deliver(&tx, raw, opened) {
+            return;
+        }
+    }
+}
+
+/// The largest notify datagram read (systemd's own limit for a notify message is 4 KiB of
+/// text; fds are not passed here).
+const MAX_DATAGRAM: usize = 64 * 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +305,43 @@ mod tests {
             "   12.345 held  0.011s    32 bytes  STOPPING=1 STATUS=Shutting down\n"
         );
         assert!(log_line(Duration::ZERO, Duration::from_secs(5), b"").contains("(nothing sent)"));
+    }
+
+    #[tokio::test]
+    async fn every_datagram_is_a_message_and_a_log_line() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("notify.sock");
+        let socket = tokio::net::UnixDatagram::bind(&path).unwrap();
+        let log = d.path().join("notify.log");
+        let (tx, mut rx) = mpsc::channel(8);
+        let task = tokio::spawn(serve_datagrams(
+            socket,
+            tx,
+            Instant::now(),
+            Some(std::fs::File::create(&log).unwrap()),
+        ));
+        let client = tokio::net::UnixDatagram::unbound().unwrap();
+        for m in [
+            "X_SYSTEMD_UNIT_ACTIVE=basic.target",
+            "READY=1\nSTATUS=Ready.",
+        ] {
+            client.send_to(m.as_bytes(), &path).await.unwrap();
+        }
+        assert_eq!(
+            rx.recv().await.unwrap().get("X_SYSTEMD_UNIT_ACTIVE"),
+            Some("basic.target")
+        );
+        assert_eq!(rx.recv().await.unwrap().get("READY"), Some("1"));
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("READY=1 STATUS=Ready."),
+            "{text}"
+        );
+        task.abort();
     }
 
     #[tokio::test]

@@ -72,6 +72,8 @@ use helper::Helper;
 /// The vsock port the guest connects to with transport 2 (the helper is private to the run,
 /// so a fixed port cannot collide).
 pub const HELPER_PORT: u32 = 9876;
+/// Where a container sees the run's notify socket directory.
+pub const CONTAINER_NOTIFY_DIR: &str = "/run/nixgen-notify";
 /// The file in the run directory that records every notify connection.
 pub const LOG_NAME: &str = "notify.log";
 /// Capacity of the message channel (a boot sends a few dozen).
@@ -136,6 +138,43 @@ impl NotifyChannel {
                 Ok(Self::serial_only(format!("{e1}; {e2}"), opened))
             }
         }
+    }
+
+    /// Opens the channel of a container: a datagram socket in `RUN/notify/`, bound into the
+    /// container at [`CONTAINER_NOTIFY_DIR`]. [`NotifyChannel::qemu_args`] then returns the
+    /// systemd-nspawn arguments (the bind mount and the `vmm.notify_socket` credential).
+    pub fn open_container(run_dir: &Path) -> Result<NotifyChannel, NotifyError> {
+        let opened = Instant::now();
+        let dir = run_dir.join("notify");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| NotifyError::io(format!("create {}", dir.display()), e))?;
+        let listen = dir.join("notify.sock");
+        remove_stale_socket(&listen)?;
+        let socket = tokio::net::UnixDatagram::bind(&listen)
+            .map_err(|e| NotifyError::io(format!("bind {}", listen.display()), e))?;
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let task = tokio::spawn(listener::serve_datagrams(
+            socket,
+            tx,
+            opened,
+            Some(open_log(&run_dir.join(LOG_NAME))?),
+        ));
+        let qemu_args = vec![
+            format!("--bind={}:{CONTAINER_NOTIFY_DIR}", dir.display()),
+            format!("--set-credential=vmm.notify_socket:{CONTAINER_NOTIFY_DIR}/notify.sock"),
+        ];
+        Ok(NotifyChannel {
+            transport: Transport::UnixDatagram { listen },
+            qemu_args,
+            memory_mib: None,
+            rx,
+            _idle_tx: None,
+            task: Some(task),
+            helper: None,
+            _vhost_fd: None,
+            opened,
+            first_message_at: None,
+        })
     }
 
     fn serial_only(reason: String, opened: Instant) -> NotifyChannel {

@@ -41,6 +41,12 @@ pub enum Transport {
         /// The vsock port the guest connects to (CID 2).
         port: u32,
     },
+    /// A container's systemd sends datagrams to an AF_UNIX socket bound into it (the same
+    /// `vmm.notify_socket` credential, given by systemd-nspawn).
+    UnixDatagram {
+        /// The socket on the host (`RUN/notify/notify.sock`).
+        listen: PathBuf,
+    },
     /// No vsock: readiness comes from the serial console only.
     SerialOnly {
         /// Why (all the probes that failed, or "notify disabled").
@@ -55,7 +61,7 @@ impl Transport {
             Transport::VhostVsock { port, .. } | Transport::VhostDeviceVsock { port, .. } => {
                 Some(*port)
             }
-            Transport::SerialOnly { .. } => None,
+            Transport::UnixDatagram { .. } | Transport::SerialOnly { .. } => None,
         }
     }
 
@@ -70,6 +76,7 @@ impl fmt::Display for Transport {
         match self {
             Transport::VhostVsock { .. } => f.write_str("vhost-vsock"),
             Transport::VhostDeviceVsock { .. } => f.write_str("vhost-device-vsock"),
+            Transport::UnixDatagram { .. } => f.write_str("unix-datagram"),
             Transport::SerialOnly { reason } => write!(f, "serial-only: {reason}"),
         }
     }
