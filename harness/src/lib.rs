@@ -19,6 +19,7 @@ pub mod capacity;
 pub mod confined;
 pub mod detect;
 mod error;
+pub mod esp;
 pub mod firmware;
 pub mod image;
 mod kexec;
