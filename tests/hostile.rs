@@ -278,6 +278,14 @@ fn odd_tmpdirs_are_refused_or_avoided() {
         "relative TMPDIR",
         "TMPDIR=relative/tmp is a relative path",
     );
+    let out = sb
+        .command()
+        .args(["--check", "--accel", "tcg", "-f", "vm", "--image"])
+        .arg(&runner)
+        .env("TMPDIR", sb.path("files/missing"))
+        .output()
+        .unwrap();
+    assert_bad_input(&out, "missing TMPDIR", "set TMPDIR to a writable directory");
 
     // No HOME, no XDG_CACHE_HOME (and a relative one, which the XDG rules ignore).
     for xdg in [None, Some("relative-cache")] {
