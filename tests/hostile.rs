@@ -1,126 +1,20 @@
 //! Hostile images and environments, through the command as a user runs it (issue 11): each is
 //! refused with exit 2 and a reason, or checked as usual, and nothing is left behind. Most
 //! cases need no guest (they are refused before QEMU starts, or use a fake run script); one
-//! boots the vm stand-in.
+//! boots the kexec stand-in.
+
+mod sandbox;
 
 use std::{
     ffi::OsStr,
     fs,
-    os::unix::{
-        ffi::OsStrExt,
-        fs::{symlink, PermissionsExt},
-    },
+    os::unix::{ffi::OsStrExt, fs::symlink},
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-    sync::Mutex,
+    process::Output,
     time::{Duration, Instant},
 };
 
-use nix::{
-    sys::signal::{kill, Signal},
-    unistd::Pid,
-};
-use tempfile::TempDir;
-
-/// One test that starts processes at a time (the machine's cores are shared).
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// A private directory: `tmp/` (TMPDIR), `bin/` (fake programs, first on PATH), `files/`.
-struct Sandbox {
-    dir: TempDir,
-}
-
-impl Sandbox {
-    fn new() -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        for sub in ["tmp", "bin", "files"] {
-            fs::create_dir(dir.path().join(sub)).unwrap();
-        }
-        Sandbox { dir }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    /// The command with a clean environment: PATH (fakes first), HOME, TMPDIR = `tmp/`.
-    fn command(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_nixos-generate"));
-        let path = format!(
-            "{}:{}",
-            self.path("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        c.env_clear()
-            .env("PATH", path)
-            .env("HOME", self.path("files"))
-            .env("TMPDIR", self.path("tmp"))
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&OsStr]) -> Output {
-        self.command().args(args).output().unwrap()
-    }
-
-    /// An executable shell script at `rel` (the test's own text, never user input).
-    fn script(&self, rel: &str, body: &str) -> PathBuf {
-        let p = self.path(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-        p
-    }
-
-    /// A file at `rel` with `bytes`.
-    fn file(&self, rel: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.path(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(&p, bytes).unwrap();
-        p
-    }
-
-    /// A kexec tarball (tar.xz) of the tree `files/<name>/`, built by `make(root)`.
-    fn kexec_tarball(&self, name: &str, make: impl Fn(&Path)) -> PathBuf {
-        let root = self.path(&format!("files/{name}"));
-        fs::create_dir_all(root.join("boot")).unwrap();
-        fs::write(
-            root.join("kexec_nixos"),
-            "kexec -l /boot/kernel --initrd=/boot/initrd --append=\"init=/init\"\n",
-        )
-        .unwrap();
-        make(&root);
-        let out = self.path(&format!("files/{name}.tar.xz"));
-        let st = Command::new("tar")
-            .arg("-cJf")
-            .arg(&out)
-            .arg("-C")
-            .arg(&root)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(st.success());
-        out
-    }
-
-    /// Nothing left in TMPDIR.
-    fn assert_tmp_empty(&self) {
-        let left: Vec<_> = fs::read_dir(self.path("tmp"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        assert!(left.is_empty(), "left behind in TMPDIR: {left:?}");
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn os(s: &str) -> &OsStr {
-    OsStr::new(s)
-}
+use sandbox::{os, text, Sandbox, SERIAL};
 
 /// A qcow2 header naming `/etc/shadow` as its backing file (offset 104, 11 bytes).
 fn backed_qcow2() -> Vec<u8> {
@@ -384,6 +278,14 @@ fn odd_tmpdirs_are_refused_or_avoided() {
         "relative TMPDIR",
         "TMPDIR=relative/tmp is a relative path",
     );
+    let out = sb
+        .command()
+        .args(["--check", "--accel", "tcg", "-f", "vm", "--image"])
+        .arg(&runner)
+        .env("TMPDIR", sb.path("files/missing"))
+        .output()
+        .unwrap();
+    assert_bad_input(&out, "missing TMPDIR", "set TMPDIR to a writable directory");
 
     // No HOME, no XDG_CACHE_HOME (and a relative one, which the XDG rules ignore).
     for xdg in [None, Some("relative-cache")] {
@@ -438,136 +340,6 @@ fn a_planted_entry_nix_is_never_used() {
     .unwrap();
     assert_eq!(dry(&sb), entry);
     assert_eq!(fs::read(&entry).unwrap(), good);
-}
-
-/// The pid a fake program wrote into `file`, once it is there.
-fn wait_for_pid(file: &Path, child: &mut Child) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(pid) = fs::read_to_string(file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            return pid;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the command ended ({status}) before the fake program started");
-        }
-        assert!(Instant::now() < deadline, "the fake program never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn gone(pid: i32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        let zombie = fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.contains(") Z "))
-            .unwrap_or(true);
-        if zombie || kill(Pid::from_raw(pid), None).is_err() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-/// The start-up phases a signal can hit, each held open by a fake program that records its pid
-/// in `files/pid` and sleeps.
-#[derive(Debug, Clone, Copy)]
-enum Phase {
-    /// The KVM probe (`--accel auto`): a fake `qemu-system-x86_64` on PATH.
-    Probe,
-    /// Unpacking a kexec tarball: a fake `tar` on PATH.
-    Unpacking,
-    /// Waiting for QEMU's QMP socket: a run script that never starts QEMU.
-    QmpConnect,
-}
-
-/// Sends `signal` to `--run` (or `--check`) during `phase`: the command exits with `code` and
-/// nothing of the run is left (the fake program, the run directory).
-fn signal_during_start_up(phase: Phase, run: bool, signal: Signal, code: i32) {
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let sb = Sandbox::new();
-    let pidfile = sb.path("files/pid");
-    let hold = format!("echo $$ > '{}'\nexec sleep 300", pidfile.display());
-    let (format, image, accel) = match phase {
-        Phase::Probe => {
-            sb.script("bin/qemu-system-x86_64", &hold);
-            (
-                "vm",
-                sb.script("files/vm/bin/run-fake-vm", "exit 1"),
-                "auto",
-            )
-        }
-        Phase::Unpacking => {
-            sb.script("bin/tar", &hold);
-            ("kexec", sb.file("files/k.tar.xz", b"\xfd7zXZ\0"), "tcg")
-        }
-        Phase::QmpConnect => ("vm", sb.script("files/vm/bin/run-fake-vm", &hold), "tcg"),
-    };
-    let mut child = sb
-        .command()
-        .arg(if run { "--run" } else { "--check" })
-        .args(["--accel", accel, "-f", format, "--image"])
-        .arg(&image)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = wait_for_pid(&pidfile, &mut child);
-    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
-    let started = Instant::now();
-    let out = child.wait_with_output().unwrap();
-    let what = format!("{signal} during {phase:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{what}: slow exit"
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}: {}",
-        text(&out.stderr)
-    );
-    assert!(
-        gone(pid),
-        "{what}: the fake program (pid {pid}) outlived the command"
-    );
-    sb.assert_tmp_empty();
-}
-
-#[test]
-fn run_stops_cleanly_on_signals_while_waiting_for_qmp() {
-    signal_during_start_up(Phase::QmpConnect, true, Signal::SIGINT, 130);
-    signal_during_start_up(Phase::QmpConnect, true, Signal::SIGTERM, 143);
-    signal_during_start_up(Phase::QmpConnect, true, Signal::SIGHUP, 129);
-}
-
-#[test]
-fn run_stops_cleanly_on_signals_while_unpacking() {
-    signal_during_start_up(Phase::Unpacking, true, Signal::SIGINT, 130);
-    signal_during_start_up(Phase::Unpacking, true, Signal::SIGTERM, 143);
-    signal_during_start_up(Phase::Unpacking, true, Signal::SIGHUP, 129);
-}
-
-#[test]
-fn run_stops_cleanly_on_signals_during_the_kvm_probe() {
-    if !Path::new("/dev/kvm").exists() {
-        eprintln!(
-            "SKIPPED run_stops_cleanly_on_signals_during_the_kvm_probe: no /dev/kvm, so --accel auto runs no probe here"
-        );
-        return;
-    }
-    signal_during_start_up(Phase::Probe, true, Signal::SIGINT, 130);
-    signal_during_start_up(Phase::Probe, true, Signal::SIGTERM, 143);
-    signal_during_start_up(Phase::Probe, true, Signal::SIGHUP, 129);
-}
-
-#[test]
-fn check_stops_cleanly_on_signals_during_start_up() {
-    signal_during_start_up(Phase::QmpConnect, false, Signal::SIGTERM, 143);
-    signal_during_start_up(Phase::Unpacking, false, Signal::SIGHUP, 129);
 }
 
 /// A TMPDIR with a comma (QEMU's option separator) and a space: the check still passes (its

@@ -101,13 +101,19 @@ pub async fn prepare(
             }
             Ok(Bootable::Runner(file.to_path_buf()))
         }
-        Profile::Iso => Ok(Bootable::Iso(qemu_path(file, run_dir)?)),
+        Profile::Iso => {
+            check_loader_arch(file, file)?;
+            Ok(Bootable::Iso(qemu_path(file, run_dir)?))
+        }
         Profile::BiosDisk | Profile::EfiDisk => {
             let driver = format.disk.clone().unwrap_or_else(|| "raw".to_string());
             let (path, snapshot) = match format.packing {
                 None => (qemu_path(file, run_dir)?, true),
                 Some(packing) => (unpack_disk(packing, file, run_dir).await?, false),
             };
+            if format.profile == Profile::EfiDisk && driver == "raw" {
+                check_loader_arch(file, &path)?;
+            }
             if driver == "qcow2" {
                 crate::qcow2::check_self_contained(&path).map_err(|e| HarnessError::BadImage {
                     path: file.to_path_buf(),
@@ -169,6 +175,19 @@ pub async fn prepare(
                 profile: format.profile.to_string(),
             })
         }
+    }
+}
+
+/// Refuses a raw UEFI disk or ISO (`readable`, the user's `file` or its unpacked copy) whose
+/// EFI system partition holds boot loaders for other architectures only.
+fn check_loader_arch(file: &Path, readable: &Path) -> Result<(), HarnessError> {
+    let archs = crate::esp::loader_archs(readable);
+    match archs.first() {
+        Some(other) if !archs.contains(&arch::HOST_ARCH) => Err(foreign_arch(
+            file,
+            &format!("its EFI boot loader is for {other} (EFI/BOOT on its EFI system partition)"),
+        )),
+        _ => Ok(()),
     }
 }
 

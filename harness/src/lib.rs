@@ -20,6 +20,7 @@ pub mod confined;
 pub mod container;
 pub mod detect;
 mod error;
+pub mod esp;
 pub mod firmware;
 pub mod image;
 mod kexec;

@@ -1,0 +1,148 @@
+//! Ctrl-C, SIGTERM and SIGHUP during the start-up of `--run` and `--check` (the KVM probe,
+//! unpacking, waiting for QMP), each phase held open by a fake program: the command exits with
+//! the documented code, and neither the fake program nor the run directory outlives it.
+
+mod sandbox;
+
+use std::{
+    fs,
+    path::Path,
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
+
+use nix::{
+    sys::signal::{kill, Signal},
+    unistd::Pid,
+};
+use sandbox::{text, Sandbox, SERIAL};
+
+/// The pid a fake program wrote into `file`, once it is there.
+fn wait_for_pid(file: &Path, child: &mut Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(pid) = fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the command ended ({status}) before the fake program started");
+        }
+        assert!(Instant::now() < deadline, "the fake program never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn gone(pid: i32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let zombie = fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true);
+        if zombie || kill(Pid::from_raw(pid), None).is_err() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The start-up phases a signal can hit, each held open by a fake program that records its pid
+/// in `files/pid` and sleeps.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// The KVM probe (`--accel auto`): a fake `qemu-system-x86_64` on PATH.
+    Probe,
+    /// Unpacking a kexec tarball: a fake `tar` on PATH.
+    Unpacking,
+    /// Waiting for QEMU's QMP socket: a run script that never starts QEMU.
+    QmpConnect,
+}
+
+/// Sends `signal` to `--run` (or `--check`) during `phase`: the command exits with `code` and
+/// nothing of the run is left (the fake program, the run directory).
+fn signal_during_start_up(phase: Phase, run: bool, signal: Signal, code: i32) {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let pidfile = sb.path("files/pid");
+    let hold = format!("echo $$ > '{}'\nexec sleep 300", pidfile.display());
+    let (format, image, accel) = match phase {
+        Phase::Probe => {
+            sb.script("bin/qemu-system-x86_64", &hold);
+            (
+                "vm",
+                sb.script("files/vm/bin/run-fake-vm", "exit 1"),
+                "auto",
+            )
+        }
+        Phase::Unpacking => {
+            sb.script("bin/tar", &hold);
+            ("kexec", sb.file("files/k.tar.xz", b"\xfd7zXZ\0"), "tcg")
+        }
+        Phase::QmpConnect => ("vm", sb.script("files/vm/bin/run-fake-vm", &hold), "tcg"),
+    };
+    let mut child = sb
+        .command()
+        .arg(if run { "--run" } else { "--check" })
+        .args(["--accel", accel, "-f", format, "--image"])
+        .arg(&image)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = wait_for_pid(&pidfile, &mut child);
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let what = format!("{signal} during {phase:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{what}: slow exit"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        gone(pid),
+        "{what}: the fake program (pid {pid}) outlived the command"
+    );
+    sb.assert_tmp_empty();
+}
+
+#[test]
+fn run_stops_cleanly_on_signals_while_waiting_for_qmp() {
+    signal_during_start_up(Phase::QmpConnect, true, Signal::SIGINT, 130);
+    signal_during_start_up(Phase::QmpConnect, true, Signal::SIGTERM, 143);
+    signal_during_start_up(Phase::QmpConnect, true, Signal::SIGHUP, 129);
+}
+
+#[test]
+fn run_stops_cleanly_on_signals_while_unpacking() {
+    signal_during_start_up(Phase::Unpacking, true, Signal::SIGINT, 130);
+    signal_during_start_up(Phase::Unpacking, true, Signal::SIGTERM, 143);
+    signal_during_start_up(Phase::Unpacking, true, Signal::SIGHUP, 129);
+}
+
+#[test]
+fn run_stops_cleanly_on_signals_during_the_kvm_probe() {
+    if !Path::new("/dev/kvm").exists() {
+        eprintln!(
+            "SKIPPED run_stops_cleanly_on_signals_during_the_kvm_probe: no /dev/kvm, so --accel auto runs no probe here"
+        );
+        return;
+    }
+    signal_during_start_up(Phase::Probe, true, Signal::SIGINT, 130);
+    signal_during_start_up(Phase::Probe, true, Signal::SIGTERM, 143);
+    signal_during_start_up(Phase::Probe, true, Signal::SIGHUP, 129);
+}
+
+#[test]
+fn check_stops_cleanly_on_signals_during_start_up() {
+    signal_during_start_up(Phase::QmpConnect, false, Signal::SIGTERM, 143);
+    signal_during_start_up(Phase::Unpacking, false, Signal::SIGHUP, 129);
+}
