@@ -41,7 +41,7 @@ pub enum Firmware {
     Bios,
     /// OVMF.
     Uefi,
-    /// None: QEMU loads the kernel directly.
+    /// None: QEMU loads the kernel directly, or a container runs on the host's kernel.
     None,
 }
 
@@ -54,7 +54,7 @@ pub fn firmware(profile: Profile, qemu_args: &[String]) -> Firmware {
     });
     match (uefi, profile) {
         (true, _) => Firmware::Uefi,
-        (false, Profile::DirectKernel | Profile::Kexec) => Firmware::None,
+        (false, Profile::DirectKernel | Profile::Kexec | Profile::Container) => Firmware::None,
         (false, _) => Firmware::Bios,
     }
 }

@@ -67,6 +67,15 @@ pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// What a profile's console facts can say: a container shares the host's kernel, so its
+/// `/proc/cmdline` is the host's (different on every machine) and is replaced by a placeholder.
+pub fn for_profile(mut facts: ConsoleFacts, profile: formats::Profile) -> ConsoleFacts {
+    if profile == formats::Profile::Container {
+        facts.cmdline = "<host kernel command line>".into();
+    }
+    facts
+}
+
 /// Runs the scenario over the serial socket at `socket` (blocking).
 pub fn run(socket: &Path, budget: Budget) -> Result<ConsoleFacts, String> {
     let mut console = Console::connect(socket).map_err(|e| e.to_string())?;

@@ -53,7 +53,7 @@ pub async fn run_scenario<G: guest::Guest>(
             })
             .await
             .map_err(|e| format!("console scenario panicked: {e}"))??;
-            serde_json::to_value(facts)
+            serde_json::to_value(console::for_profile(facts, profile))
         }
         Scenario::Poweroff => {
             let socket = guest.serial_socket();
