@@ -204,7 +204,9 @@ fn detection_latency(
 ) -> Option<String> {
     let needle = match reason {
         // No guest message: the deadline, QEMU's exit, a QMP event.
-        Reason::Timeout | Reason::QemuExited | Reason::GuestPanicked => return None,
+        Reason::Timeout | Reason::QemuExited | Reason::ContainerExited | Reason::GuestPanicked => {
+            return None
+        }
         // Decided over vsock, the serial console says the same thing at the same moment.
         Reason::EmergencyMode if v.source == harness::ReadinessSource::Vsock => {
             "mergency".to_string()
