@@ -30,6 +30,10 @@ pub enum Profile {
     /// LXC image metadata (`metadata.yaml`, templates) that goes with a container tarball:
     /// nothing to boot on its own.
     ContainerMetadata,
+    /// A cloud's or hypervisor's disk (VHD, VHDX, VMDK, qcow2 or raw, perhaps wrapped in an
+    /// OVA, a Vagrant box, a tar.gz or gzip), booted with the firmware its own partition table
+    /// asks for (a GPT with an EFI system partition and no BIOS boot partition: UEFI).
+    CloudDisk,
     /// An image for one cloud or hypervisor, not booted by the harness.
     CloudOnly,
     /// An image for a board's own firmware (SD card), not booted by the harness.
@@ -61,6 +65,7 @@ impl Profile {
             Profile::Kexec => "kexec",
             Profile::Container => "container",
             Profile::ContainerMetadata => "container-metadata",
+            Profile::CloudDisk => "cloud-disk",
             Profile::CloudOnly => "cloud-only",
             Profile::Board => "board",
         }
@@ -104,8 +109,10 @@ impl System {
 pub enum Packing {
     /// gzip around the disk file.
     Gzip,
-    /// A gzip-compressed tar holding one disk file.
+    /// A gzip-compressed tar holding the disk file (and perhaps its descriptors).
     TarGz,
+    /// An uncompressed tar holding the disk file and its descriptors (an OVA).
+    Tar,
 }
 
 /// One format: a record of the registry.
@@ -215,7 +222,10 @@ impl Registry {
             if globset::Glob::new(&f.output).is_err() {
                 return Err(invalid(f, "output is not a valid glob"));
             }
-            let is_disk = matches!(f.profile, Profile::BiosDisk | Profile::EfiDisk);
+            let is_disk = matches!(
+                f.profile,
+                Profile::BiosDisk | Profile::EfiDisk | Profile::CloudDisk
+            );
             if is_disk != f.disk.is_some() {
                 return Err(invalid(
                     f,

@@ -22,6 +22,8 @@ pub enum Bootable {
         format: String,
         /// Whether writes must go to an overlay.
         snapshot: bool,
+        /// Boot it with OVMF (else SeaBIOS).
+        uefi: bool,
     },
     /// An ISO image (attached read-only).
     Iso(PathBuf),
@@ -105,11 +107,36 @@ pub async fn prepare(
             check_loader_arch(file, file)?;
             Ok(Bootable::Iso(qemu_path(file, run_dir)?))
         }
+        Profile::CloudDisk => {
+            let driver = format.disk.clone().unwrap_or_else(|| "raw".to_string());
+            let path = match format.packing {
+                None => qemu_path(file, run_dir)?,
+                Some(packing) => unpack_disk(packing, &driver, file, run_dir).await?,
+            };
+            let refuse = |detail: String| HarnessError::BadImage {
+                path: file.to_path_buf(),
+                detail,
+            };
+            if driver == "qcow2" {
+                crate::qcow2::check_self_contained(&path).map_err(|e| refuse(e.to_string()))?;
+            }
+            crate::cloud::check_self_contained(&path, &driver).map_err(refuse)?;
+            let head = crate::cloud::read_head(&path, &driver, run_dir).await?;
+            let uefi = crate::cloud::firmware_of(&head) == crate::cloud::DiskFirmware::Uefi;
+            // Always an overlay: an unpacked VMDK of an OVA is streamOptimized, which QEMU
+            // cannot write in place, and the overlay costs nothing.
+            Ok(Bootable::Disk {
+                path,
+                format: driver,
+                snapshot: true,
+                uefi,
+            })
+        }
         Profile::BiosDisk | Profile::EfiDisk => {
             let driver = format.disk.clone().unwrap_or_else(|| "raw".to_string());
             let (path, snapshot) = match format.packing {
                 None => (qemu_path(file, run_dir)?, true),
-                Some(packing) => (unpack_disk(packing, file, run_dir).await?, false),
+                Some(packing) => (unpack_disk(packing, &driver, file, run_dir).await?, false),
             };
             if format.profile == Profile::EfiDisk && driver == "raw" {
                 check_loader_arch(file, &path)?;
@@ -124,6 +151,7 @@ pub async fn prepare(
                 path,
                 format: driver,
                 snapshot,
+                uefi: format.profile == Profile::EfiDisk,
             })
         }
         Profile::Kexec => {
@@ -248,6 +276,7 @@ async fn untar(tarball: &Path, dest: &Path, compression: &str) -> Result<(), Har
 
 async fn unpack_disk(
     packing: Packing,
+    driver: &str,
     file: &Path,
     run_dir: &Path,
 ) -> Result<PathBuf, HarnessError> {
@@ -262,12 +291,15 @@ async fn unpack_disk(
             run(&mut cmd, "gzip -d", file).await?;
             Ok(dest)
         }
-        Packing::TarGz => {
+        Packing::TarGz | Packing::Tar => {
             let dir = run_dir.join("disk");
-            untar(file, &dir, "z").await?;
-            first_file(&dir, &|_| true).ok_or_else(|| HarnessError::BadImage {
-                path: file.to_path_buf(),
-                detail: "the tarball holds no file".into(),
+            let compression = if packing == Packing::TarGz { "z" } else { "" };
+            untar(file, &dir, compression).await?;
+            first_file(&dir, &|name| crate::cloud::is_disk_member(name, driver)).ok_or_else(|| {
+                HarnessError::BadImage {
+                    path: file.to_path_buf(),
+                    detail: format!("the archive holds no {driver} disk"),
+                }
             })
         }
     }
@@ -309,7 +341,7 @@ mod tests {
             .output()
             .unwrap();
         std::fs::write(&gz, out.stdout).unwrap();
-        let p = unpack_disk(Packing::Gzip, &gz, &run).await.unwrap();
+        let p = unpack_disk(Packing::Gzip, "raw", &gz, &run).await.unwrap();
         assert!(p.starts_with(&run));
         assert_eq!(std::fs::read(p).unwrap(), b"disk bytes");
         let tgz = d.path().join("nixos.raw.tar.gz");
@@ -322,10 +354,14 @@ mod tests {
             .status()
             .unwrap();
         assert!(st.success());
-        let p = unpack_disk(Packing::TarGz, &tgz, &run).await.unwrap();
+        let p = unpack_disk(Packing::TarGz, "raw", &tgz, &run)
+            .await
+            .unwrap();
         assert_eq!(p, run.join("disk/nixos.raw"));
         assert_eq!(std::fs::read(p).unwrap(), b"disk bytes");
-        let bad = unpack_disk(Packing::Gzip, &disk, &run).await.unwrap_err();
+        let bad = unpack_disk(Packing::Gzip, "raw", &disk, &run)
+            .await
+            .unwrap_err();
         assert!(matches!(bad, HarnessError::BadImage { .. }), "{bad}");
     }
 }

@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use formats::Format;
-
 use crate::image::Bootable;
 use crate::options::{BootOptions, IsoFirmware};
 use crate::qemu::Launch;
@@ -13,7 +11,6 @@ use crate::{firmware, profile, Accel, HarnessError};
 /// The program, arguments and environment for one boot.
 pub(crate) fn launch_for(
     bootable: &Bootable,
-    format: &Format,
     opts: &BootOptions,
     accel: Accel,
     dir: &Path,
@@ -48,7 +45,8 @@ pub(crate) fn launch_for(
             path,
             format: driver,
             snapshot,
-        } => qemu(if format.profile == formats::Profile::EfiDisk {
+            uefi,
+        } => qemu(if *uefi {
             let (o, vars) = ovmf()?;
             profile::efi_disk(&o, &vars, path, driver, *snapshot)
         } else {
@@ -81,10 +79,6 @@ pub(crate) fn launch_for(
 mod tests {
     use super::*;
 
-    fn fmt(name: &str) -> &'static Format {
-        formats::registry().get(name).expect("registry format")
-    }
-
     #[test]
     fn runner_launch_runs_the_script_in_the_run_dir_with_our_channels() {
         let dir = tempfile::tempdir().unwrap();
@@ -95,7 +89,6 @@ mod tests {
         let script = PathBuf::from("/result/bin/run-standin-vm");
         let l = launch_for(
             &Bootable::Runner(script.clone()),
-            fmt("vm"),
             &opts,
             Accel::Tcg,
             dir.path(),
@@ -121,14 +114,9 @@ mod tests {
             path: "/i.img".into(),
             format: "raw".into(),
             snapshot: true,
+            uefi: true,
         };
-        let launched = launch_for(
-            &b,
-            fmt("raw-efi"),
-            &BootOptions::default(),
-            Accel::Tcg,
-            dir.path(),
-        );
+        let launched = launch_for(&b, &BootOptions::default(), Accel::Tcg, dir.path());
         if firmware::locate(None).is_err() {
             // Without OVMF installed the one-line error is the expected result.
             assert!(launched.unwrap_err().to_string().contains("ovmf"));
@@ -158,14 +146,7 @@ mod tests {
             initrd: "/r/initrd".into(),
             cmdline: "init=/x".into(),
         };
-        let l = launch_for(
-            &b,
-            fmt("kexec"),
-            &BootOptions::default(),
-            Accel::Tcg,
-            dir.path(),
-        )
-        .unwrap();
+        let l = launch_for(&b, &BootOptions::default(), Accel::Tcg, dir.path()).unwrap();
         assert!(l
             .args
             .windows(2)

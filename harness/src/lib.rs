@@ -16,6 +16,7 @@
 pub mod accel;
 pub mod arch;
 pub mod capacity;
+pub mod cloud;
 pub mod confined;
 pub mod container;
 pub mod detect;

@@ -133,6 +133,14 @@ mod tests {
         let task = bridge(master, &log, &sock).unwrap();
         let mut slave = std::fs::File::from(slave);
         slave.write_all(b"before anyone connects\n").unwrap();
+        // Only what comes after the client connected reaches it: wait until the bridge has
+        // logged the first line.
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .ends_with("connects\n")
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let mut client = UnixStream::connect(&sock).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         slave.write_all(b"login: ").unwrap();

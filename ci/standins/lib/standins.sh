@@ -76,6 +76,9 @@ build_all() {
     to_qcow2 "$out/raw/nixos.img" "$out/qcow/nixos.qcow2"
     add_standin qcow qcow multi-user 257 "qcow2 of the raw stand-in"
 
+    log "amazon, azure, hyperv, vmware, virtualbox, vagrant-virtualbox, gce, do, openstack, cloudstack, kubevirt"
+    standin_cloud
+
     log "vm, vm-nogui, vm-bootloader"
     standin_vms "$tr" "$K" "$I"
 

@@ -59,7 +59,6 @@ pub struct Machine {
     verdict: Option<Verdict>,
     screenshot: Option<PathBuf>,
     /// What a restart under TCG needs.
-    format: Format,
     bootable: Bootable,
     opts: BootOptions,
     kvm_dropped: Option<String>,
@@ -127,7 +126,6 @@ impl Machine {
             progress,
             verdict: None,
             screenshot: None,
-            format: format.clone(),
             bootable: bootable?,
             opts: opts.clone(),
             // A guest of this process died of KVM earlier: this one starts under TCG, and says why.

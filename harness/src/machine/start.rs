@@ -68,7 +68,7 @@ impl Machine {
     /// Starts QEMU (and the notify channel) under `accel` and connects QMP.
     pub(super) async fn launch(&mut self, accel: Accel) -> Result<Launched, HarnessError> {
         let dir = self.path.clone();
-        let mut launch = launch_for(&self.bootable, &self.format, &self.opts, accel, &dir)?;
+        let mut launch = launch_for(&self.bootable, &self.opts, accel, &dir)?;
         let notify_opts = NotifyOptions {
             choice: self.opts.notify.clone(),
             memory_mib: self.opts.memory_mib,
