@@ -10,6 +10,7 @@ struct ListedFormat<'a> {
     description: &'a str,
     profile: &'a str,
     bootable: bool,
+    not_checked: Option<&'a str>,
     system: &'a str,
     output: &'a str,
 }
@@ -25,6 +26,7 @@ pub fn list(json: bool) -> Result<(), Exit> {
                 description: &f.description,
                 profile: f.profile.name(),
                 bootable: f.profile.bootable(),
+                not_checked: f.not_checked.as_deref(),
                 system: f.system.name(),
                 output: &f.output,
             })
@@ -36,7 +38,10 @@ pub fn list(json: bool) -> Result<(), Exit> {
     } else {
         let width = formats.iter().map(|f| f.name.len()).max().unwrap_or(0);
         for f in formats {
-            println!("{:width$}  {}", f.name, f.description);
+            match &f.not_checked {
+                None => println!("{:width$}  {}", f.name, f.description),
+                Some(why) => println!("{:width$}  {} (no --check: {why})", f.name, f.description),
+            }
         }
     }
     Ok(())

@@ -38,10 +38,10 @@ pub fn check_bootable(request: &BuildRequest, run: bool) -> Result<(), Exit> {
         return Err(bad_input("--run boots one format: pass a single -f"));
     }
     for f in &request.formats {
-        if !f.profile.bootable() {
+        if let Some(why) = &f.not_checked {
             return Err(bad_input(format!(
-                "format {} cannot be booted here (boot profile {}); bootable formats have `yes` under --check in nixos-generate --list --json",
-                f.name, f.profile
+                "format {} cannot be checked ({why}); nixos-generate --list names the formats --check boots",
+                f.name
             )));
         }
     }

@@ -139,6 +139,8 @@ pub struct Format {
     pub disk: Option<String>,
     /// How the output file wraps the disk, if it does.
     pub packing: Option<Packing>,
+    /// Why `--check` cannot boot it (present exactly for the formats it cannot boot).
+    pub not_checked: Option<String>,
 }
 
 impl Format {
@@ -222,6 +224,12 @@ impl Registry {
             if globset::Glob::new(&f.output).is_err() {
                 return Err(invalid(f, "output is not a valid glob"));
             }
+            if f.profile.bootable() == f.not_checked.is_some() {
+                return Err(invalid(
+                    f,
+                    "`not_checked` says why a format cannot be booted: required for those, and only for them",
+                ));
+            }
             let is_disk = matches!(
                 f.profile,
                 Profile::BiosDisk | Profile::EfiDisk | Profile::CloudDisk
@@ -298,7 +306,10 @@ impl Registry {
             "| format | what it builds | boots as | `--check` | system | output file |\n|---|---|---|---|---|---|\n",
         );
         for f in &self.formats {
-            let check = if f.profile.bootable() { "yes" } else { "no" };
+            let check = match &f.not_checked {
+                None => "yes".to_string(),
+                Some(why) => format!("no: {why}"),
+            };
             out.push_str(&format!(
                 "| `{}` | {} | {} | {} | {} | `{}` |\n",
                 f.name,

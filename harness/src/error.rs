@@ -8,12 +8,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
     /// The format is not bootable by the harness (container, cloud-only, board).
-    #[error("format {format} ({profile}) cannot be booted by the harness")]
+    #[error("format {format} ({profile}) cannot be checked: {why}")]
     NotBootable {
         /// The format's name.
         format: String,
         /// Its profile.
         profile: String,
+        /// Why (the registry's `not_checked`).
+        why: String,
     },
     /// No image file matching the format's output pattern.
     #[error("no image for format {format} at {} (looked for {pattern})", path.display())]

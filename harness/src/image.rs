@@ -201,6 +201,7 @@ pub async fn prepare(
             Err(HarnessError::NotBootable {
                 format: format.name.clone(),
                 profile: format.profile.to_string(),
+                why: format.not_checked.clone().unwrap_or_default(),
             })
         }
     }

@@ -88,6 +88,7 @@ impl Machine {
             return Err(HarnessError::NotBootable {
                 format: format.name.clone(),
                 profile: format.profile.to_string(),
+                why: format.not_checked.clone().unwrap_or_default(),
             });
         }
         let file = image::resolve(format, image)?;
