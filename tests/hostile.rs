@@ -71,6 +71,15 @@ fn hostile_images_and_values_exit_2_and_leave_nothing() {
         "exec /nix/store/x-qemu/bin/qemu-system-aarch64 -machine virt \"$@\"",
     );
     let good_disk = sb.file("files/disk.img", &[0u8; 4096]);
+    // A VMDK descriptor whose extent is a host file, and an OVA holding only its descriptor.
+    let descriptor = sb.file(
+        "files/vmware/nixos.vmdk",
+        b"# Disk DescriptorFile\nversion=1\ncreateType=\"monolithicFlat\"\nRW 16 FLAT \"/etc/shadow\" 0\n",
+    );
+    let mut differencing = vec![0u8; 1024];
+    differencing[..8].copy_from_slice(b"conectix");
+    differencing[60..64].copy_from_slice(&4u32.to_be_bytes());
+    let differencing = sb.file("files/amazon/nixos.vhd", &differencing);
     let p = |p: &Path| p.as_os_str().to_owned();
     let check = |f: &str, image: &Path| {
         vec![
@@ -96,6 +105,11 @@ fn hostile_images_and_values_exit_2_and_leave_nothing() {
             "holds no raw image",
         ),
         (check("qcow", &backed), "backing file"),
+        (
+            check("vmware", &descriptor),
+            "descriptor file names other files",
+        ),
+        (check("amazon", &differencing), "differencing VHD"),
         (
             check("kexec", &escaping),
             "does not exist inside the unpacked tree",

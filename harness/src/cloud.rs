@@ -321,6 +321,38 @@ mod tests {
         assert_eq!(check_self_contained(&diff, "vpc"), Ok(()));
     }
 
+    #[tokio::test]
+    async fn the_head_of_a_vhd_is_read_through_qemu_img() {
+        if which::which("qemu-img").is_err() {
+            eprintln!(
+                "SKIPPED the_head_of_a_vhd_is_read_through_qemu_img: no qemu-img (qemu-utils)"
+            );
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let raw = d.path().join("disk.raw");
+        let mut disk = gpt(&[ESP, [0u8; 16]]);
+        disk.resize(4 << 20, 0);
+        std::fs::write(&raw, &disk).unwrap();
+        let vhd = d.path().join("disk.vhd");
+        let converted = std::process::Command::new("qemu-img")
+            .args(["convert", "-f", "raw", "-O", "vpc"])
+            .arg(&raw)
+            .arg(&vhd)
+            .status()
+            .unwrap();
+        assert!(converted.success());
+        let head = read_head(&vhd, "vpc", d.path()).await.unwrap();
+        assert_eq!(head.len(), HEAD);
+        assert_eq!(firmware_of(&head), DiskFirmware::Uefi);
+        assert!(
+            !d.path().join("disk-head.raw").exists(),
+            "scratch file removed"
+        );
+        let err = read_head(&raw, "vhdx", d.path()).await.unwrap_err();
+        assert!(err.to_string().contains("cannot read it as vhdx"), "{err}");
+    }
+
     #[test]
     fn an_appliance_s_disk_is_picked_by_driver() {
         assert!(is_disk_member("nixos-disk001.vmdk", "vmdk"));
