@@ -12,14 +12,7 @@ container_tree() {
     cp -a "$1" "$r"
     rm -rf "$r/boot" "$r/usr/lib/modules" "$r"/vmlinuz* "$r"/initrd.img*
     printf '# stand-in container: nothing to mount\n' >"$r/etc/fstab"
-    mkdir -p "$r/etc/systemd/system/console-getty.service.d"
-    cat >"$r/etc/systemd/system/console-getty.service.d/autologin.conf" <<'UNIT'
-[Service]
-TTYVHangup=no
-TTYReset=no
-ExecStart=
-ExecStart=-/usr/local/sbin/standin-autologin
-UNIT
+    autologin_dropin "$r/etc/systemd/system/console-getty.service.d"
     cat >"$r/etc/systemd/system/standin-console-getty.service" <<'UNIT'
 [Unit]
 Description=Stand-in: console getty once multi-user.target is reached

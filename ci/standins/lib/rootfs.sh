@@ -59,6 +59,19 @@ check_initrd_modules() {
     ((${#missing[@]} == 0)) || die "the kernel in $1 lacks ${missing[*]} (NixOS's default initrd has them): pick another kernel in suite_kernel"
 }
 
+# autologin_dropin DIR: a drop-in in DIR that makes a getty unit log root in through
+# standin-autologin (written by customise_root), without hanging up or resetting its tty.
+autologin_dropin() {
+    mkdir -p "$1"
+    cat >"$1/autologin.conf" <<'UNIT'
+[Service]
+TTYVHangup=no
+TTYReset=no
+ExecStart=
+ExecStart=-/usr/local/sbin/standin-autologin
+UNIT
+}
+
 # customise_root DIR: what every good stand-in has (hostname, serial autologin, os-release variant).
 customise_root() {
     local r=$1
@@ -87,13 +100,7 @@ sleep 1
 exec /sbin/agetty -o '-p -f -- \u' --noclear --keep-baud --autologin root 115200,57600,38400,9600 - "${TERM:-vt220}"
 SH
     chmod 0755 "$r/usr/local/sbin/standin-autologin"
-    cat >"$r/etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf" <<'UNIT'
-[Service]
-TTYVHangup=no
-TTYReset=no
-ExecStart=
-ExecStart=-/usr/local/sbin/standin-autologin
-UNIT
+    autologin_dropin "$r/etc/systemd/system/serial-getty@ttyS0.service.d"
     cat >"$r/etc/systemd/system/standin-serial-getty.service" <<'UNIT'
 [Unit]
 Description=Stand-in: serial getty on ttyS0 once multi-user.target is reached

@@ -163,8 +163,25 @@ impl NotifyChannel {
             format!("--bind={}:{CONTAINER_NOTIFY_DIR}", dir.display()),
             format!("--set-credential=vmm.notify_socket:{CONTAINER_NOTIFY_DIR}/notify.sock"),
         ];
-        Ok(NotifyChannel {
-            transport: Transport::UnixDatagram { listen },
+        Ok(NotifyChannel::listening(
+            Transport::UnixDatagram { listen },
+            qemu_args,
+            rx,
+            task,
+            opened,
+        ))
+    }
+
+    /// A channel whose listener task is running; the other parts are for the callers to add.
+    fn listening(
+        transport: Transport,
+        qemu_args: Vec<String>,
+        rx: mpsc::Receiver<NotifyMessage>,
+        task: JoinHandle<()>,
+        opened: Instant,
+    ) -> NotifyChannel {
+        NotifyChannel {
+            transport,
             qemu_args,
             memory_mib: None,
             rx,
@@ -174,7 +191,7 @@ impl NotifyChannel {
             _vhost_fd: None,
             opened,
             first_message_at: None,
-        })
+        }
     }
 
     fn serial_only(reason: String, opened: Instant) -> NotifyChannel {
@@ -223,18 +240,15 @@ impl NotifyChannel {
         ));
         let mut qemu_args = transport::vhost_vsock_args(cid, fd.as_raw_fd());
         qemu_args.extend(credential_args(&opts.guest_arch, port));
-        Ok(NotifyChannel {
-            transport: Transport::VhostVsock { cid, port },
+        let mut chan = NotifyChannel::listening(
+            Transport::VhostVsock { cid, port },
             qemu_args,
-            memory_mib: None,
             rx,
-            _idle_tx: None,
-            task: Some(task),
-            helper: None,
-            _vhost_fd: Some(fd),
+            task,
             opened,
-            first_message_at: None,
-        })
+        );
+        chan._vhost_fd = Some(fd);
+        Ok(chan)
     }
 
     async fn open_helper(
@@ -280,22 +294,20 @@ impl NotifyChannel {
         ));
         let mut qemu_args = transport::vhost_user_args(opts.memory_mib, &vhost_socket);
         qemu_args.extend(credential_args(&opts.guest_arch, HELPER_PORT));
-        Ok(NotifyChannel {
-            transport: Transport::VhostDeviceVsock {
+        let mut chan = NotifyChannel::listening(
+            Transport::VhostDeviceVsock {
                 helper: program,
                 listen,
                 port: HELPER_PORT,
             },
             qemu_args,
-            memory_mib: Some(opts.memory_mib),
             rx,
-            _idle_tx: None,
-            task: Some(task),
-            helper: Some(helper),
-            _vhost_fd: None,
+            task,
             opened,
-            first_message_at: None,
-        })
+        );
+        chan.memory_mib = Some(opts.memory_mib);
+        chan.helper = Some(helper);
+        Ok(chan)
     }
 
     /// The QEMU arguments this channel needs (empty when serial-only): the device, the
