@@ -113,6 +113,8 @@ pub enum Packing {
     TarGz,
     /// An uncompressed tar holding the disk file and its descriptors (an OVA).
     Tar,
+    /// A Proxmox VMA archive (perhaps zstd-compressed): its first disk is booted.
+    Vma,
 }
 
 /// One format: a record of the registry.

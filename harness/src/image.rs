@@ -292,6 +292,18 @@ async fn unpack_disk(
             run(&mut cmd, "gzip -d", file).await?;
             Ok(dest)
         }
+        Packing::Vma => {
+            let (archive, dest) = (file.to_path_buf(), run_dir.join("disk.raw"));
+            let out = dest.clone();
+            tokio::task::spawn_blocking(move || crate::vma::extract_first_disk(&archive, &out))
+                .await
+                .map_err(|e| HarnessError::io("unpack the VMA archive", std::io::Error::other(e)))?
+                .map_err(|e| HarnessError::BadImage {
+                    path: file.to_path_buf(),
+                    detail: e.to_string(),
+                })?;
+            Ok(dest)
+        }
         Packing::TarGz | Packing::Tar => {
             let dir = run_dir.join("disk");
             let compression = if packing == Packing::TarGz { "z" } else { "" };

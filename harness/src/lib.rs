@@ -38,6 +38,7 @@ pub mod qmp;
 pub mod rundir;
 pub mod serial;
 mod verdict;
+pub mod vma;
 
 use std::path::Path;
 

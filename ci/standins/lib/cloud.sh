@@ -23,7 +23,7 @@ XML
 }
 
 # standin_cloud: amazon (+ amazon-efi), azure, hyperv, vmware, virtualbox, vagrant-virtualbox,
-# gce, do, openstack, cloudstack, kubevirt.
+# gce, do, proxmox, openstack, cloudstack, kubevirt.
 standin_cloud() {
     local bios="$out/raw/nixos.img" efi="$out/raw-efi/nixos.img" d f
     qemu-img convert -f raw -O vpc "$bios" "$(cloud_file amazon nixos-amazon-image-x86_64-linux.vhd)"
@@ -65,6 +65,10 @@ standin_cloud() {
     gzip -1 -c "$work/do.qcow2" >"$(cloud_file do nixos.qcow2.gz)"
     rm -f "$work/do.qcow2"
     add_standin do do multi-user 257 "gzip-compressed qcow2 of the raw stand-in"
+    # proxmox: a VMA archive (drive-virtio0 = the raw stand-in), zstd-compressed.
+    python3 "$(dirname "${BASH_SOURCE[0]}")/vma.py" "$bios" "$(printf 'bios: seabios\nvirtio0: local-lvm:vm-9999-disk-0\n')" "$work/proxmox.vma"
+    zstd -q -T2 -3 --rm "$work/proxmox.vma" -o "$(cloud_file proxmox vzdump-qemu-nixos-standin.vma.zst)"
+    add_standin proxmox proxmox multi-user 257 "VMA archive (Proxmox's layout, written by lib/vma.py) of the raw stand-in, zstd"
     for f in openstack cloudstack kubevirt; do
         ln "$out/qcow/nixos.qcow2" "$(cloud_file "$f" nixos.qcow2)"
         add_standin "$f" "$f" multi-user 257 "the qcow stand-in's qcow2 (BIOS)"
