@@ -17,16 +17,20 @@ let
   # The module file of a built-in format.
   modulePath = name: ../modules + "/${name}.nix";
 
-  # What `nixosModules.<name>` is: the format plus the options it sets.
+  # What `nixosModules.<name>` (and lib.nixosGenerate's format) is: the format plus the options
+  # it sets, and `lenient` (below): nixos-generators users set the image module's options
+  # (isoImage.*, amazonImage.*, proxmox.*) in their configuration, which on nixpkgs with image
+  # variants declares them only inside the variant; the variant checks every definition.
   wrap = name: {
     _file = "nixos-generate format ${name}";
     imports = [
       formatModule
+      lenient
       (modulePath name)
     ];
   };
 
-  # Undeclared options in a classic configuration are tolerated in the configuration alone and
+  # Undeclared options in a configuration are tolerated in the configuration alone and
   # checked in each format's evaluation (`strict`), where the image module's options
   # (isoImage.*, amazonImage.*, ...) exist: on nixpkgs with image variants they are declared
   # only inside the variant, yet nixos-generators configurations set them at top level.
