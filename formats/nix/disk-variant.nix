@@ -9,25 +9,31 @@
 {
   config,
   lib,
+  options,
   pkgs,
   ...
 }:
 {
-  image.efiSupport = lib.mkIf (!pkgs.stdenv.hostPlatform.isx86) (lib.mkOverride 90 true);
+  # Only where nixpkgs' disk-image.nix is imported (the variant): on the route for nixpkgs without
+  # variants this module joins the configuration, which has no `image.*` (../nix/disk-legacy.nix
+  # does the same there). An explicit `config`, so the module's shape does not depend on options.
+  config = lib.optionalAttrs (options ? image && options.image ? efiSupport) {
+    image.efiSupport = lib.mkIf (!pkgs.stdenv.hostPlatform.isx86) (lib.mkOverride 90 true);
 
-  fileSystems = lib.mkImageMediaOverride (
-    {
-      "/" = {
-        device = "/dev/disk/by-label/nixos";
-        autoResize = true;
-        fsType = "ext4";
-      };
-    }
-    // lib.optionalAttrs config.image.efiSupport {
-      "/boot" = {
-        device = "/dev/disk/by-label/ESP";
-        fsType = "vfat";
-      };
-    }
-  );
+    fileSystems = lib.mkImageMediaOverride (
+      {
+        "/" = {
+          device = "/dev/disk/by-label/nixos";
+          autoResize = true;
+          fsType = "ext4";
+        };
+      }
+      // lib.optionalAttrs config.image.efiSupport {
+        "/boot" = {
+          device = "/dev/disk/by-label/ESP";
+          fsType = "vfat";
+        };
+      }
+    );
+  };
 }

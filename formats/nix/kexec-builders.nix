@@ -98,8 +98,10 @@ in
       fi
       (cd extra && find . -type f | cpio -o -H newc | gzip -9) > extra.gz
       cat ${build.kexec_image}/initrd extra.gz > initrd
+      # The command line literally (not read from the cmdline file), so a reader of this
+      # script (the boot harness) sees what kexec gets.
       kexec --load ${build.kexec_image}/bzImage --initrd=initrd \
-        --command-line="$(cat ${build.kexec_image}/cmdline)"
+        --command-line=${lib.escapeShellArg cmdline}
       sync
       echo "kexec_nixos: executing the new kernel; file systems are not unmounted cleanly" >&2
       kexec -e

@@ -79,15 +79,11 @@ let
     in
     if f ? variant && hasVariant modulesPath f.variant then f.variant else null;
 
-  # The derivation that builds the format of an evaluated configuration (its `config`).
-  # images.nix turns itself off when the configuration defines `system.build.image` (it imports
-  # an image module itself); then the build attribute is used.
-  imageOf =
-    config:
-    if (config.formatVariant or null) != null && !(config.system.build ? image) then
-      config.system.build.images.${config.formatVariant}
-    else
-      config.system.build.${config.formatAttr};
+  # The derivation that builds the format of an evaluated configuration (its `config`):
+  # `system.build.<formatAttr>`, which on the variant route is `system.build.images.<variant>`
+  # at a priority weaker than any definition (mk-format.nix), so a user's own
+  # `system.build.<formatAttr>` takes effect, as with nixos-generators.
+  imageOf = config: config.system.build.${config.formatAttr};
 
   shellQuote = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] s + "'";
 
@@ -105,7 +101,8 @@ let
         pkgs.runCommand "${built.name or "nixos-generate-image"}-file"
           {
             passthru = {
-              inherit config;
+              # The configuration the image is built from: the variant's where there is one.
+              config = built.passthru.config or config;
               image = built;
             };
           }

@@ -434,7 +434,14 @@ mod tests {
         assert_eq!(vagrant.locate(&boxed).unwrap(), boxed);
         let bundle = dir.path().join("abc-kexec_bundle");
         std::fs::write(&bundle, "").unwrap();
-        assert_eq!(registry().get("kexec-bundle").unwrap().locate(&bundle).unwrap(), bundle);
+        assert_eq!(
+            registry()
+                .get("kexec-bundle")
+                .unwrap()
+                .locate(&bundle)
+                .unwrap(),
+            bundle
+        );
         assert!(registry().get("iso").unwrap().locate(&boxed).is_none());
     }
 }

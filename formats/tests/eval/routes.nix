@@ -150,6 +150,21 @@ let
             system = "aarch64-linux";
           }).raw-efi
         );
+        # What .github/workflows/formats.yml runs, one job per entry.
+        "outputs/github-matrix" =
+          let
+            matrix = import ../../../ci/github-matrix.nix { flake = ngFlake; };
+            boots = builtins.filter (m: m.boot) matrix;
+            pkgs = nixpkgsFlake.legacyPackages.x86_64-linux;
+          in
+          if
+            builtins.length matrix == builtins.length (formatsOn "x86_64-linux")
+            && boots != [ ]
+            && builtins.all (m: ngFlake.checks.x86_64-linux ? "boot-${m.format}") boots
+          then
+            { drv = (pkgs.writeText "github-matrix.json" (builtins.toJSON matrix)).drvPath; file = null; }
+          else
+            throw "ci/github-matrix.nix: not one entry per x86_64 format with its boot check";
         "format-path/custom" = result (cli { formatPath = toString ./custom-format.nix; } "custom");
         "format-path/custom-flake" = result (
           (entry {
@@ -237,6 +252,69 @@ let
         };
       in
       perFormat "all-formats" "x86_64-linux" (fmt: result host.config.formats.${fmt.name});
+
+    # nixos-generators behaviour that configurations and scripts rely on; each throws the
+    # difference it finds.
+    compat =
+      let
+        expect =
+          what: ok: value:
+          if ok then value else throw "nixos-generators compatibility: ${what}";
+        host =
+          extra:
+          nixpkgsFlake.lib.nixosSystem {
+            modules = [
+              ngFlake.nixosModules.all-formats
+              ./user-flake/host.nix
+              ./user-flake/small-channel.nix
+              { nixpkgs.hostPlatform = "x86_64-linux"; }
+              extra
+            ];
+          };
+        kexec = cli { } "kexec";
+        bundle = cli { } "kexec-bundle";
+        overridden = ngFlake.lib.nixosGenerate {
+          system = "x86_64-linux";
+          format = "iso";
+          modules = [
+            ./configs/bundled.nix
+            (
+              { lib, pkgs, ... }:
+              {
+                system.build.isoImage = lib.mkForce (pkgs.writeText "overridden" "");
+              }
+            )
+          ];
+        };
+        forced = host (
+          { lib, pkgs, ... }:
+          {
+            formats = lib.mkForce { only = pkgs.writeText "only" ""; };
+          }
+        );
+        iso = (host { formatConfigs.iso = imageOptions.iso; }).config.formats.iso;
+      in
+      {
+        "compat/kexec-tarball-name" = expect "kexec tarball is tarball/nixos-system-<system>.tar.xz" (
+          fileOf kexec == "tarball/nixos-system-x86_64-linux.tar.xz"
+        ) (result kexec);
+        "compat/kexec-bundle-is-the-executable" =
+          expect "kexec-bundle's output is the executable itself (kexec_bundle)"
+            (bundle.name == "kexec_bundle")
+            (result bundle);
+        "compat/system-build-override" =
+          expect "a user's system.build.isoImage is what lib.nixosGenerate builds"
+            (overridden.name == "overridden")
+            (result overridden);
+        "compat/formats-mkForce" =
+          expect "formats = lib.mkForce { ... } replaces the formats"
+            (builtins.attrNames forced.config.formats == [ "only" ])
+            (result forced.config.formats.only);
+        "compat/formats-passthru-config" =
+          expect "formats.<name>.passthru.config is the image's configuration"
+            (iso.passthru.config.isoImage.volumeID == "NGTEST")
+            (result iso);
+      };
   };
 
   # Forces the whole record (drvPath and file) inside tryEval.
