@@ -326,12 +326,32 @@ let
     if t.success then t.value // { ok = true; } else { ok = false; };
 
   all = lib.foldl' (acc: g: acc // g) { } (builtins.attrValues groups);
+
+  # Groups of at most 16 routes: one Nix process's memory grows with every NixOS evaluation it
+  # keeps (about 0.15 GB each), and smaller groups spread better over the cores.
+  chunked = lib.concatMapAttrs (
+    name: routes:
+    let
+      parts = lib.imap1 (i: part: {
+        name = "${name}-${toString i}";
+        value = lib.getAttrs part routes;
+      }) (chunksOf 16 (builtins.attrNames routes));
+    in
+    if builtins.length parts == 1 then { ${name} = routes; } else builtins.listToAttrs parts
+  ) groups;
+
+  chunksOf =
+    n: list:
+    if list == [ ] then
+      [ ]
+    else
+      [ (lib.take n list) ] ++ chunksOf n (lib.drop n list);
 in
 if only != null then
   all.${only} or (throw "routes.nix: no route ${only}")
 else if group != null then
-  builtins.mapAttrs (_: attempt) (groups.${group} or (throw "routes.nix: no group ${group}"))
+  builtins.mapAttrs (_: attempt) (chunked.${group} or (throw "routes.nix: no group ${group}"))
 else if names then
-  builtins.mapAttrs (_: builtins.attrNames) groups
+  builtins.mapAttrs (_: builtins.attrNames) chunked
 else
   throw "routes.nix: give --argstr group NAME, --argstr only ROUTE or --arg names true"
