@@ -35,6 +35,14 @@ fn yes() -> bool {
     true
 }
 
+/// Whether this process runs as root (`id -u`), which the evaluator needs.
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
 /// Where things are.
 struct Paths {
     workspace: PathBuf,
@@ -182,11 +190,20 @@ fn check(paths: &Paths, route: &str, outcome: Option<&Outcome>) -> Result<(), Fa
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let paths = Paths::new();
-    if !paths.evaluator.exists() {
-        let reason = format!(
+    let skip = if !paths.evaluator.exists() {
+        Some(format!(
             "{} is absent: real nixpkgs evaluation skipped (it sits beside this project's CI clone)",
             paths.evaluator.display()
-        );
+        ))
+    } else if !is_root() {
+        Some(format!(
+            "{} needs root (a chroot): real nixpkgs evaluation skipped",
+            paths.evaluator.display()
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = skip {
         eprintln!("nixpkgs-eval: SKIPPED: {reason}");
         let trial =
             Trial::ignorable_test("nixpkgs-eval", move || Ok(Completion::ignored_with(reason)));
