@@ -278,11 +278,11 @@ let
           what: ok: value:
           if ok then value else throw "nixos-generators compatibility: ${what}";
         host =
-          hostModule:
+          extra:
           nixpkgsFlake.lib.nixosSystem {
             modules = [
               ngFlake.nixosModules.all-formats
-              hostModule
+              ./user-flake/host.nix
               ./user-flake/small-channel.nix
               { nixpkgs.hostPlatform = "x86_64-linux"; }
               extra
@@ -327,6 +327,13 @@ let
           expect "formats = lib.mkForce { ... } replaces the formats"
             (builtins.attrNames forced.config.formats == [ "only" ])
             (result forced.config.formats.only);
+        "compat/virtualbox-disk-auto" =
+          let
+            vbox = cli { } "virtualbox";
+          in
+          expect "virtualbox without --disk-size is \"auto\", not nixpkgs' 50 GiB" (
+            vbox.passthru.config.virtualisation.diskSize == "auto"
+          ) (result vbox);
         "compat/formats-passthru-config" =
           expect "formats.<name>.passthru.config is the image's configuration"
             (iso.passthru.config.isoImage.volumeID == "NGTEST")
