@@ -20,6 +20,12 @@
   config = lib.optionalAttrs (options ? image && options.image ? efiSupport) {
     image.efiSupport = lib.mkIf (!pkgs.stdenv.hostPlatform.isx86) (lib.mkOverride 90 true);
 
+    # The image's BIOS GRUB goes to the image's disk, not to a host's `boot.loader.grub.device`.
+    boot.loader.grub = lib.mkIf (!config.image.efiSupport) {
+      device = lib.mkImageMediaOverride "";
+      devices = lib.mkImageMediaOverride [ "/dev/vda" ];
+    };
+
     fileSystems = lib.mkImageMediaOverride (
       {
         "/" = {

@@ -237,8 +237,8 @@ let
 
     # nixosModules.all-formats in a real host (own root file system): config.formats.F, with
     # the format's image options in formatConfigs.F. The cloud and board images' nixpkgs
-    # modules define `fileSystems."/"` at normal priority like the host, so for them the host
-    # defines its file systems with mkDefault (README: a known difference, not fixed yet).
+    # modules define `fileSystems."/"` and the boot loader's device at normal priority like the
+    # host, so for them the host defines those with mkDefault (README: a known difference).
     all-formats =
       let
         host =
@@ -260,6 +260,7 @@ let
           {
             imports = [ ./user-flake/host-base.nix ];
             fileSystems = lib.mkDefault (import ./user-flake/host-disks.nix);
+            boot.loader.grub.device = lib.mkDefault "/dev/sda";
           }
         );
       in

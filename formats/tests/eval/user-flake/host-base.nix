@@ -1,6 +1,5 @@
-# A real host without its disks (./host.nix adds them).
+# A real host without its disks and boot loader device (./host.nix adds them).
 {
-  boot.loader.grub.device = "/dev/sda";
   networking.hostName = "host";
   services.openssh.enable = true;
   system.stateVersion = "25.11";

@@ -3,4 +3,5 @@
 {
   imports = [ ./host-base.nix ];
   fileSystems = import ./host-disks.nix;
+  boot.loader.grub.device = "/dev/sda";
 }
