@@ -103,6 +103,10 @@ pub fn image_of(label: &str, result: &Path, custom_name: &str) -> Result<Built, 
 }
 
 fn first_file(dir: &Path) -> Option<PathBuf> {
+    // A file-shaped build result is the image itself.
+    if dir.is_file() {
+        return Some(dir.to_path_buf());
+    }
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?
         .flatten()

@@ -26,4 +26,5 @@ import ../nix/mk-format.nix {
         ++ lib.optional pkgs.stdenv.hostPlatform.isRiscV64 "console=ttySIF0,115200";
       boot.loader.timeout = lib.mkDefault 0;
     };
+  variantTweaks = ../nix/disk-variant.nix;
 }

@@ -18,4 +18,5 @@ import ../nix/mk-format.nix {
       boot.kernelParams = [ "console=ttyS0" ];
       boot.loader.timeout = lib.mkDefault 0;
     };
+  variantTweaks = ../nix/disk-variant.nix;
 }

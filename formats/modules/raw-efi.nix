@@ -18,4 +18,5 @@ import ../nix/mk-format.nix {
       boot.loader.timeout = lib.mkDefault 0;
       boot.initrd.availableKernelModules = [ "uas" ];
     };
+  variantTweaks = ../nix/disk-variant.nix;
 }

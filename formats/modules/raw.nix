@@ -19,4 +19,5 @@ import ../nix/mk-format.nix {
       # USB storage, for images written to a stick.
       boot.initrd.availableKernelModules = [ "uas" ];
     };
+  variantTweaks = ../nix/disk-variant.nix;
 }

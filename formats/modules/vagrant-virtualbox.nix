@@ -11,4 +11,21 @@ import ../nix/mk-format.nix {
     {
       imports = [ (modulesPath + "/virtualisation/vagrant-virtualbox-image.nix") ];
     };
+  # Without --disk-size the disk is "auto" (closure + headroom), as nixos-generators built it,
+  # instead of virtualbox-image.nix's 50 GiB default (mkOverride 1490); --disk-size still wins.
+  tweaks =
+    { lib, modulesPath, ... }:
+    lib.optionalAttrs (builtins.pathExists (modulesPath + "/virtualisation/disk-size-option.nix")) {
+      virtualisation.diskSize = lib.mkOverride 1480 "auto";
+    };
+  # nixpkgs' vagrant module asks for the `.box` extension at priority 999, below
+  # virtualbox-image.nix's plain "ova", so the box came out named `*.ova` (found by
+  # formats/tests/nixpkgs_eval.rs). Only in the variant, where `image.*` exists.
+  variantTweaks =
+    { lib, options, ... }:
+    {
+      config = lib.optionalAttrs (options ? image && options.image ? extension) {
+        image.extension = lib.mkOverride 90 "box";
+      };
+    };
 }

@@ -11,4 +11,11 @@ import ../nix/mk-format.nix {
     {
       imports = [ (modulesPath + "/virtualisation/virtualbox-image.nix") ];
     };
+  # Without --disk-size the disk is "auto" (closure + headroom), as nixos-generators built it,
+  # instead of virtualbox-image.nix's 50 GiB default (mkOverride 1490); --disk-size still wins.
+  tweaks =
+    { lib, modulesPath, ... }:
+    lib.optionalAttrs (builtins.pathExists (modulesPath + "/virtualisation/disk-size-option.nix")) {
+      virtualisation.diskSize = lib.mkOverride 1480 "auto";
+    };
 }

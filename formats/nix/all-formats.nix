@@ -25,9 +25,9 @@ in
       type = lib.types.attrsOf lib.types.deferredModule;
       description = "The module of each image format (customise one, or add one).";
     };
+    # Not read-only, like nixos-generators: `formats = lib.mkForce { ... }` replaces them.
     formats = lib.mkOption {
       type = lib.types.lazyAttrsOf lib.types.raw;
-      readOnly = true;
       description = "For each format: a derivation linking its single image file.";
     };
   };

@@ -18,12 +18,17 @@
   ...
 }:
 let
-  hasEsp = partitionTableType == "efi" || partitionTableType == "hybrid";
+  # No BIOS outside x86: a BIOS-only table becomes an EFI one there.
+  table =
+    if partitionTableType == "legacy" && !pkgs.stdenv.hostPlatform.isx86 then
+      "efi"
+    else
+      partitionTableType;
+  hasEsp = table == "efi" || table == "hybrid";
   # BIOS GRUB when the table has a place for it and the machine has a BIOS; else UEFI GRUB
   # installed at the removable path, so no NVRAM entry is needed.
   biosGrub =
-    partitionTableType == "legacy"
-    || (partitionTableType == "hybrid" && pkgs.stdenv.hostPlatform.isx86);
+    table == "legacy" || (table == "hybrid" && pkgs.stdenv.hostPlatform.isx86);
 in
 {
   fileSystems = lib.mkImageMediaOverride (
@@ -59,8 +64,8 @@ in
       config
       pkgs
       format
-      partitionTableType
       ;
+    partitionTableType = table;
     diskSize = config.virtualisation.diskSize or "auto";
   };
 }

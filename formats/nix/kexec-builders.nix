@@ -4,8 +4,14 @@
 #   system.build.kexec_image   directory: bzImage, initrd, cmdline (kernel command line)
 #   system.build.kexec_script  switches the running Linux into this system with kexec; an
 #                              SSH public key in /ssh_pubkey becomes root's authorized_keys
-#   system.build.kexec_tarball tarball/*.tar.xz to unpack at / : /kexec_nixos + the store paths
-#   system.build.kexec_bundle  directory holding one self-extracting executable *-kexec_bundle
+#   system.build.kexec_tarball tarball/nixos-system-<system>.tar.xz (nixos-generators' name) to
+#                              unpack at / : /kexec_nixos + the store paths
+#   system.build.kexec_bundle  the self-extracting executable itself (a file-shaped output,
+#                              `<hash>-kexec_bundle`, like nixos-generators)
+#
+# The caller's SSH key reaches root's authorized_keys in stage 1: with the scripted initrd
+# through boot.initrd.postMountCommands, with systemd's (the default since NixOS 26.05; it
+# asserts postMountCommands is empty) through an initrd service before the switch to stage 2.
 #
 # Based on reading NixOS/nixpkgs nixos/modules/installer/netboot/netboot.nix (kernel +
 # `system.build.netbootRamdisk`, an initrd carrying the store as squashfs),
@@ -26,13 +32,14 @@ let
   cmdline = "init=${init} ${toString config.boot.kernelParams}";
   # The key comes from the machine running the script, so it is added as data in an extra
   # initrd archive, never evaluated.
-  keyHook = ''
+  keyHook = root: ''
     if [ -e /authorized_keys ]; then
-      mkdir -p -m 0700 /mnt-root/root/.ssh
-      cp /authorized_keys /mnt-root/root/.ssh/authorized_keys
-      chmod 0600 /mnt-root/root/.ssh/authorized_keys
+      mkdir -p -m 0700 ${root}/root/.ssh
+      cp /authorized_keys ${root}/root/.ssh/authorized_keys
+      chmod 0600 ${root}/root/.ssh/authorized_keys
     fi
   '';
+  systemdInitrd = config.boot.initrd.systemd.enable or false;
 in
 {
   imports = [ (modulesPath + "/installer/netboot/netboot-minimal.nix") ];
@@ -44,7 +51,21 @@ in
     "panic=30"
     "boot.panic_on_fail"
   ];
-  boot.initrd.postMountCommands = keyHook;
+  boot.initrd.postMountCommands = lib.mkIf (!systemdInitrd) (keyHook "/mnt-root");
+  boot.initrd.systemd.services = lib.mkIf systemdInitrd {
+    nixos-generate-kexec-key = {
+      description = "Authorize the kexec caller's SSH key for root";
+      wantedBy = [ "initrd.target" ];
+      after = [ "initrd-fs.target" ];
+      before = [
+        "initrd.target"
+        "initrd-nixos-activation.service"
+      ];
+      unitConfig.DefaultDependencies = false;
+      serviceConfig.Type = "oneshot";
+      script = keyHook "/sysroot";
+    };
+  };
   systemd.services.sshd.wantedBy = lib.mkForce [ "multi-user.target" ];
   networking.hostName = lib.mkDefault "kexec";
 
@@ -77,15 +98,17 @@ in
       fi
       (cd extra && find . -type f | cpio -o -H newc | gzip -9) > extra.gz
       cat ${build.kexec_image}/initrd extra.gz > initrd
+      # The command line literally (not read from the cmdline file), so a reader of this
+      # script (the boot harness) sees what kexec gets.
       kexec --load ${build.kexec_image}/bzImage --initrd=initrd \
-        --command-line="$(cat ${build.kexec_image}/cmdline)"
+        --command-line=${lib.escapeShellArg cmdline}
       sync
       echo "kexec_nixos: executing the new kernel; file systems are not unmounted cleanly" >&2
       kexec -e
     '';
 
+    # make-system-tarball's default name, nixos-system-<system>.tar.xz, as nixos-generators.
     kexec_tarball = pkgs.callPackage (modulesPath + "/../lib/make-system-tarball.nix") {
-      fileName = "nixos-kexec-${config.system.nixos.label}-${pkgs.stdenv.hostPlatform.system}";
       contents = [ ];
       storeContents = [
         {
@@ -108,11 +131,9 @@ in
           __ARCHIVE_BELOW__
         '';
       in
-      pkgs.runCommand "kexec-bundle" { } ''
-        mkdir -p $out
-        bundle=$out/nixos-${pkgs.stdenv.hostPlatform.system}-kexec_bundle
-        cat ${header} ${build.kexec_tarball}/tarball/*.tar.xz > "$bundle"
-        chmod +x "$bundle"
+      pkgs.runCommand "kexec_bundle" { } ''
+        cat ${header} ${build.kexec_tarball}/tarball/*.tar.xz > $out
+        chmod +x $out
       '';
   };
 }

@@ -17,16 +17,20 @@ let
   # The module file of a built-in format.
   modulePath = name: ../modules + "/${name}.nix";
 
-  # What `nixosModules.<name>` is: the format plus the options it sets.
+  # What `nixosModules.<name>` (and lib.nixosGenerate's format) is: the format plus the options
+  # it sets, and `lenient` (below): nixos-generators users set the image module's options
+  # (isoImage.*, amazonImage.*, proxmox.*) in their configuration, which on nixpkgs with image
+  # variants declares them only inside the variant; the variant checks every definition.
   wrap = name: {
     _file = "nixos-generate format ${name}";
     imports = [
       formatModule
+      lenient
       (modulePath name)
     ];
   };
 
-  # Undeclared options in a classic configuration are tolerated in the configuration alone and
+  # Undeclared options in a configuration are tolerated in the configuration alone and
   # checked in each format's evaluation (`strict`), where the image module's options
   # (isoImage.*, amazonImage.*, ...) exist: on nixpkgs with image variants they are declared
   # only inside the variant, yet nixos-generators configurations set them at top level.
@@ -75,15 +79,11 @@ let
     in
     if f ? variant && hasVariant modulesPath f.variant then f.variant else null;
 
-  # The derivation that builds the format of an evaluated configuration (its `config`).
-  # images.nix turns itself off when the configuration defines `system.build.image` (it imports
-  # an image module itself); then the build attribute is used.
-  imageOf =
-    config:
-    if (config.formatVariant or null) != null && !(config.system.build ? image) then
-      config.system.build.images.${config.formatVariant}
-    else
-      config.system.build.${config.formatAttr};
+  # The derivation that builds the format of an evaluated configuration (its `config`):
+  # `system.build.<formatAttr>`, which on the variant route is `system.build.images.<variant>`
+  # at a priority weaker than any definition (mk-format.nix), so a user's own
+  # `system.build.<formatAttr>` takes effect, as with nixos-generators.
+  imageOf = config: config.system.build.${config.formatAttr};
 
   shellQuote = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] s + "'";
 
@@ -101,7 +101,8 @@ let
         pkgs.runCommand "${built.name or "nixos-generate-image"}-file"
           {
             passthru = {
-              inherit config;
+              # The configuration the image is built from: the variant's where there is one.
+              config = built.passthru.config or config;
               image = built;
             };
           }

@@ -151,15 +151,31 @@ impl Format {
     pub fn locate(&self, result: &Path) -> Option<PathBuf> {
         locate(&self.output, result)
     }
+
+    /// Whether `file`, a path relative to a build result, is what `output` selects.
+    pub fn matches(&self, file: &Path) -> bool {
+        matcher(&self.output).is_some_and(|m| m.is_match(file))
+    }
 }
 
-/// The first file (or symlink to a file) under `root` whose relative path matches `pattern`.
+fn matcher(pattern: &str) -> Option<globset::GlobMatcher> {
+    Some(
+        globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .ok()?
+            .compile_matcher(),
+    )
+}
+
+/// The first file (or symlink to a file) under `root` whose relative path matches `pattern`;
+/// when `root` is itself a file (a file-shaped build result), `root` if its name matches.
 fn locate(pattern: &str, root: &Path) -> Option<PathBuf> {
-    let matcher = globset::GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
-        .ok()?
-        .compile_matcher();
+    let matcher = matcher(pattern)?;
+    if root.is_file() {
+        let name = Path::new(root.file_name()?);
+        return matcher.is_match(name).then(|| root.to_path_buf());
+    }
     let mut stack = vec![root.to_path_buf()];
     let mut found = Vec::new();
     while let Some(dir) = stack.pop() {
@@ -435,5 +451,25 @@ mod tests {
             dir.path().join("iso/a.iso")
         );
         assert!(registry().get("vm").unwrap().locate(dir.path()).is_none());
+    }
+
+    #[test]
+    fn locate_accepts_a_file_shaped_result_by_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let boxed = dir.path().join("abc-nixos-image-vagrant.box");
+        std::fs::write(&boxed, "").unwrap();
+        let vagrant = registry().get("vagrant-virtualbox").unwrap();
+        assert_eq!(vagrant.locate(&boxed).unwrap(), boxed);
+        let bundle = dir.path().join("abc-kexec_bundle");
+        std::fs::write(&bundle, "").unwrap();
+        assert_eq!(
+            registry()
+                .get("kexec-bundle")
+                .unwrap()
+                .locate(&bundle)
+                .unwrap(),
+            bundle
+        );
+        assert!(registry().get("iso").unwrap().locate(&boxed).is_none());
     }
 }

@@ -13,7 +13,12 @@ fn nix_files(dir: &Path, out: &mut Vec<PathBuf>) {
         if name == "target" || name == ".git" {
             continue;
         }
-        if entry.file_type().unwrap().is_dir() {
+        let kind = entry.file_type().unwrap();
+        // formats/tests/eval/user-flake/nixpkgs-source links into nix-eval's chroot.
+        if kind.is_symlink() {
+            continue;
+        }
+        if kind.is_dir() {
             nix_files(&path, out);
         } else if path.extension().is_some_and(|e| e == "nix") {
             out.push(path);

@@ -113,8 +113,9 @@ builtins.all (x: x) (
     builtins.match ".*kexec --load [^ ]*-kexec-image/bzImage --initrd=initrd.*" kexec.kexec_script.text != null
   ))
   (has "kexec kernel parameters" (withFormat "kexec" [ ]).config.boot.kernelParams "console=ttyS0,115200")
-  (check "kexec-bundle is a directory holding *-kexec_bundle" (
-    builtins.match ".*bundle=\\$out/nixos-x86_64-linux-kexec_bundle.*" plain.kexec-bundle.script != null
+  (eq "kexec-bundle is the executable itself, named like nixos-generators'" plain.kexec-bundle.name "kexec_bundle")
+  (check "kexec-bundle writes \$out as a file" (
+    builtins.match ".*> \\$out\nchmod \\+x \\$out.*" plain.kexec-bundle.script != null
   ))
   (check "all-formats links the raw image" (
     builtins.match ".*-name '\\*\\.img'.*" allFormats.config.formats.raw.script != null
