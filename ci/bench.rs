@@ -76,6 +76,10 @@ fn main() {
     start_cost(&runtime, &standins.join("raw-efi"), rounds);
     failure_verdicts(&runtime, &standins, cpus, rounds);
     eprintln!("load average at the end: {}", load_average());
+    println!(
+        "\nkernel oopses in bare boots: {}",
+        OOPSES.load(std::sync::atomic::Ordering::Relaxed)
+    );
 }
 
 /// Part 1: `--check` wall time against bare QEMU on each machine of [`MACHINES`].
@@ -305,7 +309,7 @@ fn bare_uefi(image: &Path, machine: &str, disk: &str, cpus: u32, wanted: &str) -
         .expect("QEMU starts");
     let stdout = child.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
-    let wanted_owned = wanted.to_owned();
+    let (wanted_owned, machine_owned) = (wanted.to_owned(), machine.to_owned());
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
         let mut seen = String::new();
@@ -319,6 +323,15 @@ fn bare_uefi(image: &Path, machine: &str, disk: &str, cpus: u32, wanted: &str) -
             // systemd colours the unit name: match the text without its escapes.
             let clean = harness::detect::strip_ansi(&seen);
             if clean.contains(&wanted_owned) {
+                let _ = tx.send(start.elapsed());
+                return;
+            }
+            // An unexpected kernel oops (multi-threaded TCG's `Oops: int3`): counted and shown,
+            // the boot's time is then the time to the oops.
+            if let Some(at) = clean.find("Oops:") {
+                let excerpt: String = clean[at..].lines().take(3).collect::<Vec<_>>().join(" | ");
+                eprintln!("OOPS ({machine_owned}, {cpus} vCPUs): {excerpt}");
+                OOPSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let _ = tx.send(start.elapsed());
                 return;
             }
@@ -342,6 +355,9 @@ fn bare_uefi(image: &Path, machine: &str, disk: &str, cpus: u32, wanted: &str) -
         )
     })
 }
+
+/// Kernel oopses seen in bare boots (see [`bare_uefi`]).
+static OOPSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
