@@ -80,7 +80,7 @@ pub fn default_timeout(accel: crate::Accel) -> Duration {
 /// The default number of guest CPUs for an accelerator: 2 under KVM, 1 under TCG.
 ///
 /// One under TCG because multi-threaded TCG (QEMU 7.2 here) crashed two-vCPU x86 guests at
-/// random: a vCPU runs a stale `int3` that the kernel's live patching (`text_poke_bp`, which
+/// random, most likely because a vCPU runs a stale `int3` that the kernel's live patching (`text_poke_bp`, which
 /// a one-CPU kernel does not use) has just removed, "Oops: int3", then "Kernel panic - not
 /// syncing: Fatal exception in interrupt". Seen twice on Debian trixie's 6.12 kernel in about ten
 /// full test runs (a couple of dozen two-vCPU boots each), never with one vCPU; too rare to
