@@ -81,11 +81,15 @@ pub fn default_timeout(accel: crate::Accel) -> Duration {
 
 /// The default number of guest CPUs for an accelerator: 2 under KVM, 1 under TCG.
 ///
-/// One under TCG because multi-threaded TCG in QEMU before 8.1 crashes SMP x86 guests at
-/// random: a vCPU runs a stale `int3` the kernel has just patched away ("Oops: int3" in
-/// `text_poke` users, then "Kernel panic - not syncing: Fatal exception in interrupt"; Red Hat
-/// bug 2216496). Seen here on QEMU 7.2 in two of about ten full test runs with two vCPUs, never
-/// with one. An explicit `cpus` is honoured.
+/// One under TCG because multi-threaded TCG (QEMU 7.2 here) crashed two-vCPU x86 guests at
+/// random, most likely because a vCPU runs a stale `int3` that the kernel's live patching (`text_poke_bp`, which
+/// a one-CPU kernel does not use) has just removed, "Oops: int3", then "Kernel panic - not
+/// syncing: Fatal exception in interrupt". Seen twice on Debian trixie's 6.12 kernel in about ten
+/// full test runs (a couple of dozen two-vCPU boots each), never with one vCPU; too rare to
+/// reproduce on demand (none in the two-vCPU boots counted in the README's "Benchmarks"), so
+/// not shown absent either. `-accel tcg,thread=single` avoids the race by design, but runs
+/// every vCPU on one host thread, so it gains nothing over one vCPU. An explicit `cpus` is
+/// honoured.
 pub const fn default_cpus(accel: crate::Accel) -> u32 {
     match accel {
         crate::Accel::Kvm => 2,

@@ -178,12 +178,7 @@ fn trial(matrix: &Arc<Matrix>, format: &'static Format, scenarios: Vec<Scenario>
             .collect::<Vec<_>>()
             .join("+")
     );
-    Trial::ignorable_test(name, move || {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_trial(&matrix, format, &scenarios)
-        }));
-        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
+    Trial::ignorable_test(name, move || run_trial(&matrix, format, &scenarios))
 }
 
 fn main() -> ExitCode {
