@@ -78,12 +78,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<bool, VmaError> {
     while got < buf.len() {
         match r.read(&mut buf[got..]) {
             Ok(0) if got == 0 => return Ok(false),
-            Ok(0) => {
-                return Err(VmaError::Truncated(format!(
-                    "{got} of {} bytes",
-                    buf.len()
-                )))
-            }
+            Ok(0) => return Err(VmaError::Truncated(format!("{got} of {} bytes", buf.len()))),
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
@@ -284,11 +279,17 @@ mod tests {
         let mut lying = full.clone();
         lying[12288 + 7] ^= 1; // the first extent's block count
         std::fs::write(&a, &lying).unwrap();
-        assert!(extract_first_disk(&a, &out).unwrap_err().to_string().contains("declares"));
+        assert!(extract_first_disk(&a, &out)
+            .unwrap_err()
+            .to_string()
+            .contains("declares"));
         let mut beyond = full;
         beyond[12288 + 40 + 4..12288 + 48].copy_from_slice(&[0, 0, 0, 99]); // cluster 99
         std::fs::write(&a, &beyond).unwrap();
-        assert!(extract_first_disk(&a, &out).unwrap_err().to_string().contains("past the end"));
+        assert!(extract_first_disk(&a, &out)
+            .unwrap_err()
+            .to_string()
+            .contains("past the end"));
         std::fs::write(&a, b"not an archive at all").unwrap();
         assert!(matches!(
             extract_first_disk(&a, &out).unwrap_err(),
