@@ -185,8 +185,8 @@ fn bad_input_exits_2_with_one_line() {
             "1 --image for 2 -f",
         ),
         (
-            vec!["-f", "proxmox", "--check"],
-            "format proxmox cannot be checked (not yet: a VMA archive",
+            vec!["-f", "linode", "--check"],
+            "format linode cannot be checked (not yet: Linode boots its kernel",
         ),
         (
             vec!["-f", "iso", "-f", "vm", "--run"],
