@@ -187,6 +187,39 @@ fn check(paths: &Paths, route: &str, outcome: Option<&Outcome>) -> Result<(), Fa
     Ok(())
 }
 
+/// Routes that fail against the snapshot and are not fixed yet (issue 12), found by the first
+/// complete run of this tier (2026-11-27): the cloud, hypervisor and board formats inside a
+/// host's own configuration (`all-formats`, `--flake` of a host). Their nixpkgs modules set the
+/// root file system and boot loader device at normal priority, which conflicts with the host's.
+/// Each is reported as ignored with its error; a listed route that evaluates fails its trial,
+/// so this list only shrinks.
+const KNOWN_FAILING: &[&str] = &[
+    "all-formats/amazon",
+    "all-formats/azure",
+    "all-formats/cloudstack",
+    "all-formats/gce",
+    "all-formats/hyperv",
+    "all-formats/kubevirt",
+    "all-formats/openstack",
+    "all-formats/proxmox",
+    "all-formats/vagrant-virtualbox",
+    "all-formats/virtualbox",
+    "all-formats/vmware",
+    "flake/amazon",
+    "flake/azure",
+    "flake/cloudstack",
+    "flake/gce",
+    "flake/hyperv",
+    "flake/kubevirt",
+    "flake/linode",
+    "flake/openstack",
+    "flake/proxmox",
+    "flake/sd-x86_64",
+    "flake/vagrant-virtualbox",
+    "flake/virtualbox",
+    "flake/vmware",
+];
+
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let paths = Paths::new();
@@ -231,7 +264,7 @@ fn main() -> ExitCode {
         .flat_map(|(group, routes)| routes.into_iter().map(move |r| (group.clone(), r)))
         .map(|(group, route)| {
             let (results, paths) = (results.clone(), paths.clone());
-            Trial::test(route.clone(), move || {
+            Trial::ignorable_test(route.clone(), move || {
                 let outcome = match results.get(&group) {
                     Some(Ok(outcomes)) => outcomes.get(&route),
                     Some(Err(err)) => {
@@ -240,7 +273,25 @@ fn main() -> ExitCode {
                     }
                     None => None,
                 };
-                check(&paths, &route, outcome)
+                let result = check(&paths, &route, outcome);
+                match (KNOWN_FAILING.contains(&route.as_str()), result) {
+                    (false, result) => result.map(|()| Completion::Completed),
+                    (true, Err(failed)) => {
+                        let why = failed
+                            .message()
+                            .unwrap_or("failed")
+                            .lines()
+                            .last()
+                            .unwrap_or("");
+                        Ok(Completion::ignored_with(format!(
+                            "known failure (issue 12, KNOWN_FAILING): {}",
+                            why.trim()
+                        )))
+                    }
+                    (true, Ok(())) => {
+                        Err(format!("{route} evaluates now: remove it from KNOWN_FAILING").into())
+                    }
+                }
             })
         })
         .collect();
