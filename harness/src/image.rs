@@ -107,12 +107,16 @@ pub async fn prepare(
             check_loader_arch(file, file)?;
             Ok(Bootable::Iso(qemu_path(file, run_dir)?))
         }
-        Profile::CloudDisk => {
+        Profile::BiosDisk | Profile::EfiDisk | Profile::CloudDisk => {
+            let cloud = format.profile == Profile::CloudDisk;
             let driver = format.disk.clone().unwrap_or_else(|| "raw".to_string());
-            let path = match format.packing {
-                None => qemu_path(file, run_dir)?,
-                Some(packing) => unpack_disk(packing, &driver, file, run_dir).await?,
+            let (path, packed) = match format.packing {
+                None => (qemu_path(file, run_dir)?, false),
+                Some(packing) => (unpack_disk(packing, &driver, file, run_dir).await?, true),
             };
+            if format.profile == Profile::EfiDisk && driver == "raw" {
+                check_loader_arch(file, &path)?;
+            }
             let refuse = |detail: String| HarnessError::BadImage {
                 path: file.to_path_buf(),
                 detail,
@@ -121,37 +125,20 @@ pub async fn prepare(
                 crate::qcow2::check_self_contained(&path).map_err(|e| refuse(e.to_string()))?;
             }
             crate::cloud::check_self_contained(&path, &driver).map_err(refuse)?;
-            let head = crate::cloud::read_head(&path, &driver, run_dir).await?;
-            let uefi = crate::cloud::firmware_of(&head) == crate::cloud::DiskFirmware::Uefi;
-            // Always an overlay: an unpacked VMDK of an OVA is streamOptimized, which QEMU
-            // cannot write in place, and the overlay costs nothing.
-            Ok(Bootable::Disk {
-                path,
-                format: driver,
-                snapshot: true,
-                uefi,
-            })
-        }
-        Profile::BiosDisk | Profile::EfiDisk => {
-            let driver = format.disk.clone().unwrap_or_else(|| "raw".to_string());
-            let (path, snapshot) = match format.packing {
-                None => (qemu_path(file, run_dir)?, true),
-                Some(packing) => (unpack_disk(packing, &driver, file, run_dir).await?, false),
+            let uefi = match format.profile {
+                Profile::CloudDisk => {
+                    let head = crate::cloud::read_head(&path, &driver, run_dir).await?;
+                    crate::cloud::firmware_of(&head) == crate::cloud::DiskFirmware::Uefi
+                }
+                profile => profile == Profile::EfiDisk,
             };
-            if format.profile == Profile::EfiDisk && driver == "raw" {
-                check_loader_arch(file, &path)?;
-            }
-            if driver == "qcow2" {
-                crate::qcow2::check_self_contained(&path).map_err(|e| HarnessError::BadImage {
-                    path: file.to_path_buf(),
-                    detail: e.to_string(),
-                })?;
-            }
+            // The user's file always boots on an overlay; an unpacked private copy only for a
+            // cloud disk (an OVA's streamOptimized VMDK cannot be written in place).
             Ok(Bootable::Disk {
                 path,
                 format: driver,
-                snapshot,
-                uefi: format.profile == Profile::EfiDisk,
+                snapshot: !packed || cloud,
+                uefi,
             })
         }
         Profile::Kexec => {
