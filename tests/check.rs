@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use scenarios::source::{read_manifest, standins_dir, Standin};
+use test_support::{read_manifest, standins_dir, Standin};
 
 /// One guest-heavy test at a time in this binary (each check may itself run two guests).
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -35,76 +35,28 @@ enum Guest {
     Direct(PathBuf),
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn standins_dir() -> Result<PathBuf, String> {
-    if let Some(dir) = std::env::var_os("NIXGEN_STANDINS") {
-        return Ok(PathBuf::from(dir));
-    }
-    let build = workspace_root().join("ci/standins/build");
-    if !build.exists() {
-        return Err(format!(
-            "NIXGEN_STANDINS is unset and {} does not exist",
-            build.display()
-        ));
-    }
-    let out = std::process::Command::new("bash")
-        .arg(&build)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("running {}: {e}", build.display()))?;
-    if !out.status.success() {
-        return Err(format!("{} failed: {}", build.display(), out.status));
-    }
-    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    Ok(PathBuf::from(dir))
-}
-
-/// Finds the run script of the good vm-nogui stand-in (serial on stdout) with systemd >= 256
-/// in `manifest.toml`.
-fn vm_standin(dir: &Path) -> Result<PathBuf, String> {
-    let manifest = dir.join("manifest.toml");
-    let text = std::fs::read_to_string(&manifest)
-        .map_err(|e| format!("reading {}: {e}", manifest.display()))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| format!("parsing {}: {e}", manifest.display()))?;
-    let standins = table
-        .get("standin")
-        .and_then(|v| v.as_array())
-        .cloned()
-        .unwrap_or_default();
-    for entry in &standins {
-        let get = |key: &str| entry.get(key).and_then(|v| v.as_str());
-        let systemd = entry
-            .get("systemd")
-            .and_then(|v| v.as_integer())
-            .unwrap_or(0);
-        if get("format") == Some("vm-nogui")
-            && get("expect") == Some("multi-user")
-            && systemd >= 256
-        {
-            let script = dir
-                .join(get("name").unwrap_or("vm-nogui"))
-                .join("bin/run-standin-vm");
-            if script.exists() {
-                return Ok(script);
-            }
-        }
-    }
-    Err(format!(
-        "{}: no vm-nogui stand-in with expect = \"multi-user\" and systemd >= 256",
-        manifest.display()
-    ))
+/// Finds the run script of the good vm-nogui stand-in (serial on stdout) with systemd >= 256.
+fn vm_standin() -> Result<PathBuf, String> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = test_support::standins_dir(&workspace).map_err(|e| e.to_string())?;
+    let all = test_support::read_manifest(&dir).map_err(|e| e.to_string())?;
+    all.iter()
+        .filter(|s| s.format == "vm-nogui" && s.is_good() && s.systemd.unwrap_or(0) >= 256)
+        .map(|s| dir.join(&s.name).join("bin/run-standin-vm"))
+        .find(|script| script.exists())
+        .ok_or_else(|| {
+            format!(
+                "{}: no vm-nogui stand-in with expect = \"multi-user\" and systemd >= 256",
+                dir.join("manifest.toml").display()
+            )
+        })
 }
 
 fn guest() -> Guest {
     if let Some(dir) = std::env::var_os("NIXGEN_NOTIFY_DIRECT") {
         return Guest::Direct(PathBuf::from(dir));
     }
-    match standins_dir().and_then(|d| vm_standin(&d)) {
+    match vm_standin() {
         Ok(script) => Guest::RunScript(script),
         Err(why) => panic!(
             "no guest for the notify boot tests: {why}. Build the stand-ins \

@@ -4,10 +4,12 @@
 //! - One module per scenario: [`boot`], [`console`], [`poweroff`], [`install_iso`].
 //! - [`guest`]: what a scenario needs from a machine (a trait, so scenarios are testable
 //!   without QEMU); [`serial`]: the expectrl shell on the serial console; [`text`]: console text
-//!   handling; [`redact`]: normalisation for golden snapshots; [`source`]: where images come
-//!   from (stand-ins or NixOS builds).
+//!   handling; [`redact`]: the normalisation of scenario facts (run-to-run values become
+//!   placeholders; the command prints the console facts so normalised, the matrix snapshots them).
 //!
-//! The matrix test (`tests/matrix.rs`) runs every pairing as one libtest-mimic trial.
+//! The matrix test (`tests/matrix.rs`) runs every pairing as one libtest-mimic trial; its
+//! machinery (image sources, summary table, thread count) is the `test-support` crate's, which
+//! the command never links.
 
 pub mod boot;
 pub mod console;
@@ -17,10 +19,7 @@ pub mod pairing;
 pub mod poweroff;
 pub mod redact;
 pub mod serial;
-pub mod source;
-pub mod summary;
 pub mod text;
-pub mod threads;
 
 pub use pairing::{scenarios_for, Scenario};
 

@@ -13,10 +13,10 @@ use scenarios::{
     boot::BootRecord,
     guest::{Guest, PowerOff},
     redact::Roots,
-    source::Images,
     text::tail_lines,
     Scenario,
 };
+use test_support::source::Images;
 
 /// Lines of serial log a failure message shows.
 const TAIL: usize = 30;
