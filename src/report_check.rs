@@ -3,7 +3,7 @@
 
 use std::{path::Path, sync::Arc};
 
-use harness::{Outcome, ReadinessSource};
+use harness::{Accel, Outcome, ReadinessSource, Verdict};
 use serde::Serialize;
 
 use crate::{
@@ -46,10 +46,10 @@ struct JsonVerdict<'a> {
     format: &'a str,
     /// Lossy: JSON strings are UTF-8, a path need not be.
     image: String,
-    accelerator: Option<String>,
+    accelerator: Option<Accel>,
     kvm_dropped: Option<&'a str>,
-    readiness_source: Option<String>,
-    transport: Option<&'a str>,
+    readiness_source: Option<ReadinessSource>,
+    transport: Option<String>,
     verdict: &'static str,
     reason: Option<String>,
     detail: Option<String>,
@@ -93,7 +93,7 @@ pub fn print(results: &[Checked], json: bool) {
                     v.accel,
                     if v.kvm_dropped.is_some() { "*" } else { "" }
                 ),
-                source_name(v.source).to_string(),
+                v.source.to_string(),
             ),
             None => (
                 "could not start".to_string(),
@@ -190,15 +190,6 @@ fn outcome_line(outcome: &Outcome) -> String {
     }
 }
 
-fn source_name(source: ReadinessSource) -> &'static str {
-    match source {
-        ReadinessSource::Vsock => "vsock",
-        ReadinessSource::NotifySocket => "notify-socket",
-        ReadinessSource::Serial => "serial",
-        ReadinessSource::None => "none",
-    }
-}
-
 fn json_row(c: &Checked) -> JsonVerdict<'_> {
     let v = c.verdict();
     let (error, console_failure, console) = match &c.outcome {
@@ -212,10 +203,10 @@ fn json_row(c: &Checked) -> JsonVerdict<'_> {
     JsonVerdict {
         format: &c.format,
         image: c.image.to_string_lossy().into_owned(),
-        accelerator: v.map(|v| v.accel.to_string()),
+        accelerator: v.map(|v| v.accel),
         kvm_dropped: v.and_then(|v| v.kvm_dropped.as_deref()),
-        readiness_source: v.map(|v| source_name(v.source).to_string()),
-        transport: v.map(|v| v.transport.as_str()),
+        readiness_source: v.map(|v| v.source),
+        transport: v.map(Verdict::transport_line),
         verdict: if c.passed() { "multi-user" } else { "failed" },
         reason: match (v, console_failure, error) {
             (_, _, Some(_)) => Some("could-not-start".into()),

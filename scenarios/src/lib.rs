@@ -25,7 +25,7 @@ pub use pairing::{scenarios_for, Scenario};
 
 use formats::Profile;
 
-/// Runs `scenario` on a guest whose boot the harness reported as `record`; returns the
+/// Runs `scenario` on a guest whose boot the harness decided with `verdict`; returns the
 /// scenario's normalised facts (for its snapshot), or why it failed.
 ///
 /// Every scenario first requires the boot verdict to be "reached multi-user".
@@ -33,10 +33,10 @@ pub async fn run_scenario<G: guest::Guest>(
     scenario: Scenario,
     profile: Profile,
     guest: &mut G,
-    record: &boot::BootRecord,
+    verdict: &harness::Verdict,
     roots: &redact::Roots,
 ) -> Result<serde_json::Value, String> {
-    let boot = boot::check(profile, record, roots)?;
+    let boot = boot::check(profile, verdict, roots)?;
     if matches!(
         scenario,
         Scenario::Console | Scenario::InstallIso | Scenario::Poweroff

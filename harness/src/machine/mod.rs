@@ -19,7 +19,10 @@ use crate::rundir::RunDir;
 
 mod start;
 use crate::serial::LogTail;
-use crate::{Accel, Event, Evidence, HarnessError, Outcome, ReadinessSource, Reason, Verdict};
+use crate::{
+    Accel, Event, Evidence, Firmware, HarnessError, Outcome, ReadinessSource, Reason,
+    TransportKind, Verdict,
+};
 use start::Launched;
 
 /// How often the console log is read.
@@ -54,7 +57,9 @@ pub struct Machine {
     accel: Accel,
     timeout: Duration,
     command_line: Vec<String>,
-    transport: String,
+    firmware: Firmware,
+    transport: TransportKind,
+    serial_only_reason: Option<String>,
     progress: UnboundedSender<Event>,
     verdict: Option<Verdict>,
     screenshot: Option<PathBuf>,
@@ -106,6 +111,8 @@ impl Machine {
             },
             image::prepare(format, &file, &dir)
         );
+        let bootable = bootable?;
+        let firmware = crate::launch::firmware_for(&bootable, opts, format.profile);
         let (_, qmp_events) = mpsc::unbounded_channel();
         let mut machine = Machine {
             qmp: None,
@@ -123,11 +130,13 @@ impl Machine {
             accel,
             timeout: opts.timeout_for(accel),
             command_line: Vec::new(),
-            transport: String::new(),
+            firmware,
+            transport: TransportKind::SerialOnly,
+            serial_only_reason: None,
             progress,
             verdict: None,
             screenshot: None,
-            bootable: bootable?,
+            bootable,
             opts: opts.clone(),
             // A guest of this process died of KVM earlier: this one starts under TCG, and says why.
             kvm_dropped: accel::kvm_dropped()
@@ -205,7 +214,9 @@ impl Machine {
             accel: self.accel,
             kvm_dropped: self.kvm_dropped.clone(),
             source: decision.source,
-            transport: self.transport.clone(),
+            firmware: self.firmware,
+            transport: self.transport,
+            serial_only_reason: self.serial_only_reason.clone(),
             milestones: self.judge.milestones(),
             targets: notify.targets,
             hostname: notify.hostname,

@@ -128,7 +128,8 @@ impl Machine {
             true => Judge::for_container(notify_live),
             false => Judge::new(notify_live),
         };
-        self.transport = notify.transport().to_string();
+        self.transport = notify.transport().kind();
+        self.serial_only_reason = notify.transport().serial_only_reason().map(str::to_owned);
         self.notify = Some(notify);
         self.qmp_events = qmp_events;
         self.consoles = consoles(&dir);
