@@ -21,7 +21,7 @@ use tokio::process::Command;
 use tokio::sync::OnceCell;
 
 use crate::options::AccelChoice;
-use crate::qmp::Qmp;
+use crate::qmp::{ConnectFailure, Qmp};
 use crate::{firmware, profile, Accel, HarnessError};
 
 /// The QEMU system emulator the harness starts unless `NIXGEN_QEMU` names another.
@@ -166,25 +166,19 @@ async fn probe_in(dir: &Path) -> Result<(), String> {
     let started = Instant::now();
     let verdict = async {
         let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-        let mut qmp = loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                return Err(failure());
-            }
-            if started.elapsed() > PROBE_START {
-                return Err("the probe guest did not answer on QMP".to_string());
-            }
-            if let Ok(q) = Qmp::connect(
-                &dir.join("qmp.sock"),
-                &dir.join("qmp.log"),
-                started,
-                tx.clone(),
-            )
-            .await
-            {
-                break q;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let mut qmp = Qmp::connect_when_ready(
+            &dir.join("qmp.sock"),
+            &dir.join("qmp.log"),
+            started,
+            tx,
+            PROBE_START,
+            || matches!(child.try_wait(), Ok(Some(_))).then(failure),
+        )
+        .await
+        .map_err(|failure| match failure {
+            ConnectFailure::Exited(how) => how,
+            ConnectFailure::Timeout => "the probe guest did not answer on QMP".to_string(),
+        })?;
         // A broken KVM pauses the guest (event STOP) or kills QEMU; either ends the wait.
         let until = tokio::time::Instant::now() + PROBE_RUN;
         loop {

@@ -208,7 +208,7 @@ async fn boot(chan: &mut NotifyChannel, name: &str, kernel_extra: &str, until: U
             n = serial.read_until(b'\n', &mut line), if serial_open => match n {
                 Ok(n) if n > 0 => {
                     let _ = std::io::Write::write_all(&mut serial_log, &line);
-                    let text = strip_ansi(&String::from_utf8_lossy(&line));
+                    let text = harness::detect::strip_ansi(&String::from_utf8_lossy(&line));
                     if text.contains(SERIAL_MULTI_USER) && out.serial_multi_user.is_none() {
                         out.serial_multi_user = Some(opened.elapsed());
                         eprintln!("serial {:>7.3}s  {}", opened.elapsed().as_secs_f64(), text.trim());
@@ -227,26 +227,6 @@ async fn boot(chan: &mut NotifyChannel, name: &str, kernel_extra: &str, until: U
     }
     let _ = child.kill().await;
     out.stderr = std::fs::read_to_string(run_dir.path().join("qemu.stderr")).unwrap_or_default();
-    out
-}
-
-/// Removes ANSI escape sequences (systemd colours unit names on the console).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
     out
 }
 

@@ -14,7 +14,7 @@ use crate::launch::launch_for;
 use crate::notify::{NotifyChannel, NotifyOptions};
 use crate::options::{AccelChoice, NotifyChoice};
 use crate::qemu::{tail, QemuProcess};
-use crate::qmp::{Qmp, QmpEvent};
+use crate::qmp::{ConnectFailure, Qmp, QmpEvent};
 use crate::rundir::RunDir;
 use crate::{Accel, Event, HarnessError};
 
@@ -178,19 +178,17 @@ async fn connect_qmp(
     started: Instant,
     tx: UnboundedSender<QmpEvent>,
 ) -> Result<Qmp, String> {
-    let sock = dir.join("qmp.sock");
-    loop {
-        if let Some(exit) = qemu.try_exited() {
-            return Err(exit.to_string());
-        }
-        if sock.exists() {
-            if let Ok(q) = Qmp::connect(&sock, &dir.join("qmp.log"), started, tx.clone()).await {
-                return Ok(q);
-            }
-        }
-        if started.elapsed() > QMP_START {
-            return Err(format!("no QMP socket within {}s", QMP_START.as_secs()));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    Qmp::connect_when_ready(
+        &dir.join("qmp.sock"),
+        &dir.join("qmp.log"),
+        started,
+        tx,
+        QMP_START,
+        || qemu.try_exited().map(|exit| exit.to_string()),
+    )
+    .await
+    .map_err(|failure| match failure {
+        ConnectFailure::Exited(how) => how,
+        ConnectFailure::Timeout => format!("no QMP socket within {}s", QMP_START.as_secs()),
+    })
 }

@@ -172,12 +172,13 @@ impl NotifyChannel {
         ))
     }
 
-    /// A channel whose listener task is running; the other parts are for the callers to add.
+    /// THE channel literal: one whose listener task (if any) is running; the other parts are
+    /// for the callers to add.
     fn listening(
         transport: Transport,
         qemu_args: Vec<String>,
         rx: mpsc::Receiver<NotifyMessage>,
-        task: JoinHandle<()>,
+        task: impl Into<Option<JoinHandle<()>>>,
         opened: Instant,
     ) -> NotifyChannel {
         NotifyChannel {
@@ -186,7 +187,7 @@ impl NotifyChannel {
             memory_mib: None,
             rx,
             _idle_tx: None,
-            task: Some(task),
+            task: task.into(),
             helper: None,
             _vhost_fd: None,
             opened,
@@ -196,18 +197,10 @@ impl NotifyChannel {
 
     fn serial_only(reason: String, opened: Instant) -> NotifyChannel {
         let (tx, rx) = mpsc::channel(1);
-        NotifyChannel {
-            transport: Transport::SerialOnly { reason },
-            qemu_args: Vec::new(),
-            memory_mib: None,
-            rx,
-            _idle_tx: Some(tx),
-            task: None,
-            helper: None,
-            _vhost_fd: None,
-            opened,
-            first_message_at: None,
-        }
+        let transport = Transport::SerialOnly { reason };
+        let mut chan = NotifyChannel::listening(transport, Vec::new(), rx, None, opened);
+        chan._idle_tx = Some(tx);
+        chan
     }
 
     fn open_vhost_vsock(
