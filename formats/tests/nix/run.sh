@@ -117,6 +117,7 @@ expect_fail() {
 }
 
 # A configuration path with a space, quotes, ${, a backslash and a newline.
+# shellcheck disable=SC2016 # literal text, never expanded
 weird='/tmp/a b/"q" ${x} \ 
 .nix'
 # Its JSON form, produced by Nix itself from the same argv string.
@@ -136,6 +137,7 @@ expect_out "default configuration is the bundled one" \
   "{\"path\":\"$formats/nix/configuration.nix\"}" \
   -- "$entry" -A iso.modules
 
+# shellcheck disable=SC2016 # literal JSON text
 expect_exact "specialArgs arrive as specialArgs" \
   '{"foo":"bar baz","q":"\"${x}\" \\ \n"}' \
   -- "$entry" --argstr configuration "$weird" \
