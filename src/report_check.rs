@@ -145,8 +145,9 @@ fn print_failure(c: &Checked) {
     }
     if let Some(dir) = run_dir(c) {
         println!(
-            "-- run directory kept: {} (serial.log, qemu.stderr, qmp.log, notify.log, screenshot if any)",
-            dir.display()
+            "-- run directory kept: {} ({})",
+            dir.display(),
+            harness::rundir::evidence_list()
         );
     }
     println!();

@@ -22,6 +22,7 @@ use tokio::sync::OnceCell;
 
 use crate::options::AccelChoice;
 use crate::qmp::{ConnectFailure, Qmp};
+use crate::rundir::RunFiles;
 use crate::{firmware, profile, Accel, HarnessError};
 
 /// The QEMU system emulator the harness starts unless `NIXGEN_QEMU` names another.
@@ -123,7 +124,7 @@ async fn probe() -> Result<(), String> {
 fn probe_args(dir: &Path) -> Vec<String> {
     let mut args = profile::machine(Accel::Kvm, 256, 1);
     if let Ok(ovmf) = firmware::locate(None) {
-        let vars = dir.join("vars.fd");
+        let vars = RunFiles::of(dir).vars_fd();
         if firmware::private_vars(&ovmf, &vars).is_ok() {
             args.extend(profile::uefi(&ovmf, &vars));
         }
@@ -136,7 +137,10 @@ fn probe_args(dir: &Path) -> Vec<String> {
     );
     args.push(format!(
         "unix:{},server=on,wait=off",
-        dir.join("qmp.sock").to_string_lossy().replace(',', ",,")
+        RunFiles::of(dir)
+            .qmp_sock()
+            .to_string_lossy()
+            .replace(',', ",,")
     ));
     args
 }
@@ -167,8 +171,8 @@ async fn probe_in(dir: &Path) -> Result<(), String> {
     let verdict = async {
         let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
         let mut qmp = Qmp::connect_when_ready(
-            &dir.join("qmp.sock"),
-            &dir.join("qmp.log"),
+            &RunFiles::of(dir).qmp_sock(),
+            &RunFiles::of(dir).qmp_log(),
             started,
             tx,
             PROBE_START,

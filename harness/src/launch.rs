@@ -17,7 +17,7 @@ pub(crate) fn launch_for(
 ) -> Result<Launch, HarnessError> {
     let ovmf = || -> Result<(firmware::Ovmf, PathBuf), HarnessError> {
         let ovmf = firmware::locate(opts.firmware.as_deref())?;
-        let vars = dir.join("vars.fd");
+        let vars = crate::rundir::RunFiles::of(dir).vars_fd();
         firmware::private_vars(&ovmf, &vars)?;
         Ok((ovmf, vars))
     };

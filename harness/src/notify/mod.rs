@@ -69,6 +69,8 @@ pub use transport::{
 
 use helper::Helper;
 
+use crate::rundir::RunFiles;
+
 /// The vsock port the guest connects to with transport 2 (the helper is private to the run,
 /// so a fixed port cannot collide).
 pub const HELPER_PORT: u32 = 9876;
@@ -157,7 +159,7 @@ impl NotifyChannel {
             socket,
             tx,
             opened,
-            Some(open_log(&run_dir.join(LOG_NAME))?),
+            Some(open_log(&RunFiles::of(run_dir).notify_log())?),
         ));
         let qemu_args = vec![
             format!("--bind={}:{CONTAINER_NOTIFY_DIR}", dir.display()),
@@ -229,7 +231,7 @@ impl NotifyChannel {
             tx,
             opts.read_limits,
             opened,
-            Some(open_log(&run_dir.join(LOG_NAME))?),
+            Some(open_log(&RunFiles::of(run_dir).notify_log())?),
         ));
         let mut qemu_args = transport::vhost_vsock_args(cid, fd.as_raw_fd());
         qemu_args.extend(credential_args(&opts.guest_arch, port));
@@ -250,8 +252,8 @@ impl NotifyChannel {
         opened: Instant,
     ) -> Result<NotifyChannel, NotifyError> {
         let program = find_helper(opts.helper.as_deref())?;
-        let vhost_socket = run_dir.join("vhost.sock");
-        let uds = run_dir.join("vsock");
+        let vhost_socket = RunFiles::of(run_dir).vhost_sock();
+        let uds = RunFiles::of(run_dir).vsock_uds();
         let listen = PathBuf::from(format!("{}_{HELPER_PORT}", uds.display()));
         for path in [&vhost_socket, &listen] {
             let len = path.as_os_str().len();
@@ -272,7 +274,7 @@ impl NotifyChannel {
             &program,
             &vhost_socket,
             &uds,
-            &run_dir.join("vhost-device-vsock.log"),
+            &RunFiles::of(run_dir).helper_log(),
             opts.helper_process_group,
         )
         .await?;
@@ -283,7 +285,7 @@ impl NotifyChannel {
             tx,
             opts.read_limits,
             opened,
-            Some(open_log(&run_dir.join(LOG_NAME))?),
+            Some(open_log(&RunFiles::of(run_dir).notify_log())?),
         ));
         let mut qemu_args = transport::vhost_user_args(opts.memory_mib, &vhost_socket);
         qemu_args.extend(credential_args(&opts.guest_arch, HELPER_PORT));
