@@ -45,7 +45,18 @@ pub fn boot(cli: &Cli, targets: Vec<Target>) -> Result<(), Exit> {
         runtime.block_on(crate::run::run(target, opts))
     } else {
         let scenario = cli.check.unwrap_or(CheckScenario::Boot);
-        runtime.block_on(crate::check::check_all(targets, opts, scenario, cli.json))
+        let reporter = crate::report_check::Reporter::new(cli.json);
+        runtime
+            .block_on(crate::check::check_all(
+                targets,
+                opts,
+                scenario,
+                reporter.on_event(),
+            ))
+            .and_then(|results| {
+                reporter.finish(&results);
+                crate::check::exit_for(&results)
+            })
     };
     // A blocked read of the terminal (--run) must not keep the process alive.
     runtime.shutdown_timeout(Duration::from_millis(200));

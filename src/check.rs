@@ -1,62 +1,96 @@
 //! `--check`: boot each image headless, wait for multi-user through the harness, optionally run
-//! the console scenario, stop QEMU at once (no power-off: the guest runs on an overlay), and
-//! report.
+//! the console scenario, and stop QEMU at once (no power-off: the guest runs on an overlay).
+//! It returns what happened; `report_check` prints it.
 
 use std::{path::PathBuf, sync::Arc};
 
 use harness::{BootOptions, Event, Machine, Verdict};
-use serde::Serialize;
+use scenarios::console::ConsoleFacts;
 use tokio::{sync::Semaphore, task::JoinSet};
 
 use crate::{
     cli::CheckScenario,
     exit::{bad_input, Exit},
-    progress::Progress,
-    report_check,
     targets::Target,
 };
 
-/// The outcome of checking one target.
-#[derive(Debug, Serialize)]
+/// Where `check_all` hands each machine's events, with the machine's format name.
+pub type EventSink = Arc<dyn Fn(&str, &Event) + Send + Sync>;
+
+/// The check of one target.
+#[derive(Debug)]
 pub struct Checked {
     /// The format name.
     pub format: String,
     /// The image file or build result booted.
     pub image: PathBuf,
-    /// The harness verdict, when the machine started.
-    pub verdict: Option<Verdict>,
-    /// Why the machine could not be started or checked, when it could not.
-    pub error: Option<String>,
-    /// The console scenario's facts, when it ran and passed.
-    pub console: Option<scenarios::console::ConsoleFacts>,
-    /// The console scenario's failure, when it ran and failed.
-    pub console_failure: Option<String>,
-    /// The kept run directory (failure, or --keep).
-    pub run_dir: Option<PathBuf>,
-    /// The error was the input's fault (a refused image, an unusable TMPDIR): exit 2.
-    #[serde(skip)]
-    pub bad_input: bool,
+    /// How it ended.
+    pub outcome: CheckOutcome,
+}
+
+/// How the check of one target ended.
+#[derive(Debug)]
+pub enum CheckOutcome {
+    /// The machine could not be started or checked.
+    NotStarted {
+        /// Why.
+        error: String,
+        /// It was the input's fault (a refused image, an unusable TMPDIR): exit 2.
+        bad_input: bool,
+    },
+    /// The harness decided.
+    Booted {
+        /// Its verdict (boxed: it is large, and the other variant is small).
+        verdict: Box<Verdict>,
+        /// The console scenario, if it ran.
+        console: ConsoleOutcome,
+        /// The kept run directory (failure, or --keep).
+        run_dir: Option<PathBuf>,
+    },
+}
+
+/// The console scenario of `--check=console` on a machine that reached multi-user.
+#[derive(Debug)]
+pub enum ConsoleOutcome {
+    /// Not asked for, or the machine did not reach multi-user.
+    NotRun,
+    /// It passed with these facts.
+    Passed(ConsoleFacts),
+    /// It failed, for this reason.
+    Failed(String),
 }
 
 impl Checked {
+    /// The harness's verdict, when the machine started.
+    pub fn verdict(&self) -> Option<&Verdict> {
+        match &self.outcome {
+            CheckOutcome::Booted { verdict, .. } => Some(verdict),
+            CheckOutcome::NotStarted { .. } => None,
+        }
+    }
+
     /// Reached multi-user (and passed the console scenario if it ran).
     pub fn passed(&self) -> bool {
-        self.verdict.as_ref().is_some_and(Verdict::is_ready) && self.console_failure.is_none()
+        matches!(
+            &self.outcome,
+            CheckOutcome::Booted { verdict, console, .. }
+                if verdict.is_ready() && !matches!(console, ConsoleOutcome::Failed(_))
+        )
     }
 }
 
-/// Checks every target, in parallel within the machine's capacity. Ctrl-C, SIGTERM or SIGHUP
-/// stops every machine (their drop kills QEMU and helpers and removes run directories) and
-/// exits 130, 143 or 129.
+/// Checks every target, in parallel within the machine's capacity, handing each machine's
+/// events to `on_event` (with its format name); the results in the order of `targets`.
+/// Ctrl-C, SIGTERM or SIGHUP stops every machine (their drop kills QEMU and helpers and
+/// removes run directories) and is returned as exit 130, 143 or 129.
 pub async fn check_all(
     targets: Vec<Target>,
     opts: BootOptions,
     scenario: CheckScenario,
-    json: bool,
-) -> Result<(), Exit> {
+    on_event: EventSink,
+) -> Result<Vec<Checked>, Exit> {
     // Before any guest starts: from here on a signal stops them all and cleans up.
     let mut stop = crate::signals::Stop::install();
-    let progress = Arc::new(Progress::new(json));
     // Under TCG every vCPU is a host thread busy all the time: count them against the cores.
     let permits = Arc::new(Semaphore::new(harness::capacity::guests_that_fit(
         opts.memory_mib,
@@ -65,13 +99,13 @@ pub async fn check_all(
     let opts = Arc::new(opts);
     let mut tasks = JoinSet::new();
     for (index, target) in targets.into_iter().enumerate() {
-        let (progress, permits, opts) = (progress.clone(), permits.clone(), opts.clone());
+        let (on_event, permits, opts) = (on_event.clone(), permits.clone(), opts.clone());
         tasks.spawn(async move {
             let _permit = permits
                 .acquire_owned()
                 .await
                 .expect("semaphore is never closed");
-            (index, check_one(target, &opts, scenario, &progress).await)
+            (index, check_one(target, &opts, scenario, &*on_event).await)
         });
     }
     let mut results = Vec::new();
@@ -91,20 +125,41 @@ pub async fn check_all(
         }
     }
     results.sort_by_key(|(index, _)| *index);
-    let results: Vec<Checked> = results.into_iter().map(|(_, c)| c).collect();
-    report_check::print(&results, json);
+    Ok(results.into_iter().map(|(_, c)| c).collect())
+}
+
+/// The command's exit for these results: success when every check passed; else bad input (2)
+/// when an image was refused, did-not-boot (3) when any machine started, could-not-check (4).
+pub fn exit_for(results: &[Checked]) -> Result<(), Exit> {
     if results.iter().all(Checked::passed) {
-        Ok(())
-    } else if results.iter().any(|c| c.bad_input) {
-        Err(bad_input(
-            results
-                .iter()
-                .filter(|c| c.bad_input)
-                .filter_map(|c| c.error.clone())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ))
-    } else if results.iter().any(|c| c.verdict.is_some()) {
+        return Ok(());
+    }
+    let errors = |bad: Option<bool>| {
+        results
+            .iter()
+            .filter_map(|c| match &c.outcome {
+                CheckOutcome::NotStarted { error, bad_input }
+                    if bad.map_or(true, |b| b == *bad_input) =>
+                {
+                    Some(error.clone())
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let refused = results.iter().any(|c| {
+        matches!(
+            c.outcome,
+            CheckOutcome::NotStarted {
+                bad_input: true,
+                ..
+            }
+        )
+    });
+    if refused {
+        Err(bad_input(errors(Some(true))))
+    } else if results.iter().any(|c| c.verdict().is_some()) {
         let failed: Vec<&str> = results
             .iter()
             .filter(|c| !c.passed())
@@ -115,13 +170,7 @@ pub async fn check_all(
             failed.join(", ")
         )))
     } else {
-        Err(Exit::CannotCheck(
-            results
-                .iter()
-                .filter_map(|c| c.error.clone())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ))
+        Err(Exit::CannotCheck(errors(None)))
     }
 }
 
@@ -129,56 +178,45 @@ async fn check_one(
     target: Target,
     opts: &BootOptions,
     scenario: CheckScenario,
-    progress: &Progress,
+    on_event: &(dyn Fn(&str, &Event) + Send + Sync),
 ) -> Checked {
     let name = target.format.name.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    let mut checked = Checked {
-        format: name.clone(),
-        image: target.image.clone(),
-        verdict: None,
-        error: None,
-        console: None,
-        console_failure: None,
-        run_dir: None,
-        bad_input: false,
-    };
     let boot = async {
         let mut machine = Machine::start(target.format, &target.image, opts, tx).await?;
         let verdict = machine.wait_ready().await;
-        let mut console = None;
+        let mut console = ConsoleOutcome::NotRun;
         if verdict.is_ready() && scenario == CheckScenario::Console {
-            console = Some(crate::console::check(&machine).await);
+            console = match crate::console::check(&machine).await {
+                Ok(facts) => ConsoleOutcome::Passed(facts),
+                Err(failure) => ConsoleOutcome::Failed(failure),
+            };
         }
         // No power-off: the guest runs on a snapshot overlay, so QEMU stops at once (finish).
-        let passed = verdict.is_ready() && !matches!(console, Some(Err(_)));
-        let kept = machine.finish(passed).await;
-        Ok::<_, harness::HarnessError>((verdict, console, kept))
+        let passed = verdict.is_ready() && !matches!(console, ConsoleOutcome::Failed(_));
+        let run_dir = machine.finish(passed).await;
+        Ok::<_, harness::HarnessError>(CheckOutcome::Booted {
+            verdict: Box::new(verdict),
+            console,
+            run_dir,
+        })
     };
     tokio::pin!(boot);
     let outcome = loop {
         tokio::select! {
-            Some(event) = rx.recv() => progress.event(&name, &event),
+            Some(event) = rx.recv() => on_event(&name, &event),
             outcome = &mut boot => break outcome,
         }
     };
     while let Ok(event) = rx.try_recv() {
-        progress.event(&name, &event);
+        on_event(&name, &event);
     }
-    match outcome {
-        Ok((verdict, console, kept)) => {
-            checked.verdict = Some(verdict);
-            match console {
-                Some(Ok(facts)) => checked.console = Some(facts),
-                Some(Err(failure)) => checked.console_failure = Some(failure),
-                None => {}
-            }
-            checked.run_dir = kept;
-        }
-        Err(e) => {
-            checked.bad_input = e.is_bad_input();
-            checked.error = Some(e.to_string());
-        }
+    Checked {
+        format: name,
+        image: target.image.clone(),
+        outcome: outcome.unwrap_or_else(|e| CheckOutcome::NotStarted {
+            bad_input: e.is_bad_input(),
+            error: e.to_string(),
+        }),
     }
-    checked
 }

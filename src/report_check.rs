@@ -1,15 +1,42 @@
-//! What `--check` prints: per failure the reason, the serial tail and the kept run directory;
-//! a summary table; or the verdicts as JSON.
+//! What `--check` prints: live progress while the machines boot, then per failure the reason,
+//! the serial tail and the kept run directory, and a summary table; or the verdicts as JSON.
 
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
-use harness::{Outcome, ReadinessSource};
+use harness::{Accel, Outcome, ReadinessSource, Verdict};
 use serde::Serialize;
 
 use crate::{
-    check::Checked,
-    progress::{milestone_name, secs},
+    check::{CheckOutcome, Checked, ConsoleOutcome, EventSink},
+    progress::{milestone_name, secs, Progress},
 };
+
+/// The one reporter of `--check`: progress while it runs, the results when it ends.
+pub struct Reporter {
+    progress: Arc<Progress>,
+    json: bool,
+}
+
+impl Reporter {
+    /// Progress lines or bars on stderr; with `json` the results are JSON on stdout.
+    pub fn new(json: bool) -> Reporter {
+        Reporter {
+            progress: Arc::new(Progress::new(json)),
+            json,
+        }
+    }
+
+    /// What `check::check_all` hands each machine's events to.
+    pub fn on_event(&self) -> EventSink {
+        let progress = Arc::clone(&self.progress);
+        Arc::new(move |format, event| progress.event(format, event))
+    }
+
+    /// Prints the results (see [`print`]).
+    pub fn finish(&self, results: &[Checked]) {
+        print(results, self.json);
+    }
+}
 
 /// How many serial lines a failure shows.
 const TAIL_LINES: usize = 30;
@@ -19,10 +46,10 @@ struct JsonVerdict<'a> {
     format: &'a str,
     /// Lossy: JSON strings are UTF-8, a path need not be.
     image: String,
-    accelerator: Option<String>,
+    accelerator: Option<Accel>,
     kvm_dropped: Option<&'a str>,
-    readiness_source: Option<String>,
-    transport: Option<&'a str>,
+    readiness_source: Option<ReadinessSource>,
+    transport: Option<String>,
     verdict: &'static str,
     reason: Option<String>,
     detail: Option<String>,
@@ -56,7 +83,7 @@ pub fn print(results: &[Checked], json: bool) {
         "FORMAT", "RESULT", "TIME", "ACCEL", "SOURCE"
     );
     for c in results {
-        let (result, time, accel, source) = match &c.verdict {
+        let (result, time, accel, source) = match c.verdict() {
             Some(v) => (
                 summary(c),
                 secs(v.elapsed),
@@ -66,7 +93,7 @@ pub fn print(results: &[Checked], json: bool) {
                     v.accel,
                     if v.kvm_dropped.is_some() { "*" } else { "" }
                 ),
-                source_name(v.source).to_string(),
+                v.source.to_string(),
             ),
             None => (
                 "could not start".to_string(),
@@ -82,7 +109,7 @@ pub fn print(results: &[Checked], json: bool) {
     }
     if let Some(why) = results
         .iter()
-        .find_map(|c| c.verdict.as_ref()?.kvm_dropped.as_deref())
+        .find_map(|c| c.verdict()?.kvm_dropped.as_deref())
     {
         println!(
             "* KVM failed ({why}): the guest was started again under TCG, and so were later ones"
@@ -91,21 +118,23 @@ pub fn print(results: &[Checked], json: bool) {
 }
 
 fn summary(c: &Checked) -> String {
-    match (&c.verdict, &c.console_failure) {
-        (Some(v), _) if !v.is_ready() => v.reason().map_or_else(String::new, |r| r.to_string()),
-        (Some(_), Some(_)) => "multi-user, console failed".into(),
-        (Some(_), None) => match &c.console {
+    match &c.outcome {
+        CheckOutcome::Booted { verdict, .. } if !verdict.is_ready() => {
+            verdict.reason().map_or_else(String::new, |r| r.to_string())
+        }
+        CheckOutcome::Booted { console, .. } => match console {
+            ConsoleOutcome::Failed(_) => "multi-user, console failed".into(),
             // `--check=console` ran and passed: say what the system said.
-            Some(facts) => format!("multi-user, console {}", facts.system_state),
-            None => "multi-user".into(),
+            ConsoleOutcome::Passed(facts) => format!("multi-user, console {}", facts.system_state),
+            ConsoleOutcome::NotRun => "multi-user".into(),
         },
-        (None, _) => "could not start".into(),
+        CheckOutcome::NotStarted { .. } => "could not start".into(),
     }
 }
 
 fn print_failure(c: &Checked) {
     println!("== {}: {}", c.format, failure_line(c));
-    if let Some(v) = &c.verdict {
+    if let Some(v) = c.verdict() {
         let tail = serial_tail(&v.evidence.serial_log);
         if !tail.is_empty() {
             println!("-- last {} serial lines --", tail.len());
@@ -114,25 +143,35 @@ fn print_failure(c: &Checked) {
             }
         }
     }
-    if let Some(dir) = &c.run_dir {
+    if let Some(dir) = run_dir(c) {
         println!(
-            "-- run directory kept: {} (serial.log, qemu.stderr, qmp.log, notify.log, screenshot if any)",
-            dir.display()
+            "-- run directory kept: {} ({})",
+            dir.display(),
+            harness::rundir::evidence_list()
         );
     }
     println!();
 }
 
 fn failure_line(c: &Checked) -> String {
-    if let Some(e) = &c.error {
-        return format!("could not start: {e}");
+    match &c.outcome {
+        CheckOutcome::NotStarted { error, .. } => format!("could not start: {error}"),
+        CheckOutcome::Booted {
+            console: ConsoleOutcome::Failed(f),
+            ..
+        } => format!("reached multi-user, but the console scenario failed: {f}"),
+        CheckOutcome::Booted { verdict, .. } => {
+            format!("did not boot: {}", outcome_line(&verdict.outcome))
+        }
     }
-    if let Some(f) = &c.console_failure {
-        return format!("reached multi-user, but the console scenario failed: {f}");
+}
+
+/// The kept run directory, if any.
+fn run_dir(c: &Checked) -> Option<&Path> {
+    match &c.outcome {
+        CheckOutcome::Booted { run_dir, .. } => run_dir.as_deref(),
+        CheckOutcome::NotStarted { .. } => None,
     }
-    c.verdict.as_ref().map_or_else(String::new, |v| {
-        format!("did not boot: {}", outcome_line(&v.outcome))
-    })
 }
 
 /// The last lines of the serial log, ANSI escapes removed.
@@ -152,39 +191,34 @@ fn outcome_line(outcome: &Outcome) -> String {
     }
 }
 
-fn source_name(source: ReadinessSource) -> &'static str {
-    match source {
-        ReadinessSource::Vsock => "vsock",
-        ReadinessSource::NotifySocket => "notify-socket",
-        ReadinessSource::Serial => "serial",
-        ReadinessSource::None => "none",
-    }
-}
-
 fn json_row(c: &Checked) -> JsonVerdict<'_> {
-    let v = c.verdict.as_ref();
+    let v = c.verdict();
+    let (error, console_failure, console) = match &c.outcome {
+        CheckOutcome::NotStarted { error, .. } => (Some(error), None, None),
+        CheckOutcome::Booted { console, .. } => match console {
+            ConsoleOutcome::Failed(f) => (None, Some(f), None),
+            ConsoleOutcome::Passed(facts) => (None, None, Some(facts)),
+            ConsoleOutcome::NotRun => (None, None, None),
+        },
+    };
     JsonVerdict {
         format: &c.format,
         image: c.image.to_string_lossy().into_owned(),
-        accelerator: v.map(|v| v.accel.to_string()),
+        accelerator: v.map(|v| v.accel),
         kvm_dropped: v.and_then(|v| v.kvm_dropped.as_deref()),
-        readiness_source: v.map(|v| source_name(v.source).to_string()),
-        transport: v.map(|v| v.transport.as_str()),
+        readiness_source: v.map(|v| v.source),
+        transport: v.map(Verdict::transport_line),
         verdict: if c.passed() { "multi-user" } else { "failed" },
-        reason: match (v, &c.console_failure, &c.error) {
+        reason: match (v, console_failure, error) {
             (_, _, Some(_)) => Some("could-not-start".into()),
             (Some(v), _, _) if !v.is_ready() => v.reason().map(|r| r.to_string()),
             (_, Some(_), _) => Some("console-scenario".into()),
             _ => None,
         },
-        detail: c
-            .error
-            .clone()
-            .or_else(|| c.console_failure.clone())
-            .or_else(|| {
-                v.filter(|v| !v.is_ready())
-                    .map(|v| outcome_line(&v.outcome))
-            }),
+        detail: error.or(console_failure).cloned().or_else(|| {
+            v.filter(|v| !v.is_ready())
+                .map(|v| outcome_line(&v.outcome))
+        }),
         elapsed_s: v.map(|v| v.elapsed.as_secs_f64()),
         milestones: v.map_or_else(Vec::new, |v| {
             v.milestones
@@ -195,7 +229,7 @@ fn json_row(c: &Checked) -> JsonVerdict<'_> {
                 })
                 .collect()
         }),
-        run_dir: c.run_dir.as_deref(),
-        console: c.console.as_ref(),
+        run_dir: run_dir(c),
+        console,
     }
 }

@@ -1,6 +1,6 @@
 //! `--check` and `--run` as a user runs them, on the stand-in images (real QEMU boots under
 //! TCG): every good stand-in passes, every broken one fails with its reason, Ctrl-C leaves
-//! nothing behind, and `--run` can be driven from a terminal (tmux).
+//! nothing behind, and `--run` can be driven from a terminal (expectrl).
 
 use std::{
     path::{Path, PathBuf},
@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use scenarios::source::{read_manifest, standins_dir, Standin};
+use test_support::{read_manifest, standins_dir, Standin};
 
 /// One guest-heavy test at a time in this binary (each check may itself run two guests).
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -377,13 +377,14 @@ fn sigterm_during_run_leaves_nothing_behind() {
 
 #[test]
 fn run_is_interactive_from_a_terminal() {
+    use expectrl::{ControlCode, Expect, Session};
+
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, all) = standins();
     let vm = standin(&all, "vm");
     let tmp = tempfile::tempdir().unwrap();
-    let session = format!("ng-run-{}", std::process::id());
     let status_file = tmp.path().join("status");
-    // tmux runs the command through a shell: the arguments are quoted with shell_words.
+    // On a pseudo-terminal of expectrl's, through a shell that records the exit status.
     let command = shell_words::join([
         "env".to_string(),
         format!("TMPDIR={}", tmp.path().join("run").display()),
@@ -398,55 +399,29 @@ fn run_is_interactive_from_a_terminal() {
         shell_words::quote(status_file.to_str().unwrap())
     );
     std::fs::create_dir(tmp.path().join("run")).unwrap();
-    let tmux = |args: &[&str]| Command::new("tmux").args(args).output().unwrap();
-    let started = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "160",
-        "-y",
-        "50",
-        &command,
-    ]);
-    assert!(
-        started.status.success(),
-        "tmux: {}",
-        String::from_utf8_lossy(&started.stderr)
-    );
-    let screen = || {
-        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session, "-S", "-200"]).stdout)
-            .into_owned()
-    };
-    let wait_for = |needle: &str, within: Duration| {
-        let deadline = Instant::now() + within;
-        loop {
-            let text = screen();
-            if text.contains(needle) {
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = tmux(&["kill-session", "-t", &session]);
-                panic!("{needle:?} never appeared on the terminal:\n{text}");
-            }
-            std::thread::sleep(Duration::from_millis(300));
+    let mut shell = Command::new("sh");
+    shell.arg("-c").arg(&command);
+    let mut term = Session::spawn(shell).expect("spawn on a pseudo-terminal");
+    term.get_process_mut()
+        .set_window_size(160, 50)
+        .expect("set the terminal size");
+    let wait_for = |term: &mut expectrl::session::OsSession, needle: &str, within: Duration| {
+        term.set_expect_timeout(Some(within));
+        if let Err(e) = term.expect(needle) {
+            panic!("{needle:?} never appeared on the terminal: {e}");
         }
     };
-    wait_for("root@standin", Duration::from_secs(300));
-    tmux(&["send-keys", "-t", &session, "echo answer-$((6*7))", "Enter"]);
-    wait_for("answer-42", Duration::from_secs(60));
-    tmux(&["send-keys", "-t", &session, "C-]"]);
+    wait_for(&mut term, "root@standin", Duration::from_secs(300));
+    term.send_line("echo answer-$((6*7))").unwrap();
+    wait_for(&mut term, "answer-42", Duration::from_secs(60));
+    term.send(ControlCode::GroupSeparator).unwrap(); // Ctrl-]
     let deadline = Instant::now() + Duration::from_secs(90);
     while !status_file.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "--run did not end after Ctrl-]:\n{}",
-            screen()
-        );
+        assert!(Instant::now() < deadline, "--run did not end after Ctrl-]");
+        // Keep reading the terminal, so that nothing blocks on a full one.
+        let _ = term.check("\n");
         std::thread::sleep(Duration::from_millis(300));
     }
-    let _ = tmux(&["kill-session", "-t", &session]);
     assert_eq!(std::fs::read_to_string(&status_file).unwrap().trim(), "0");
     std::fs::remove_file(&status_file).unwrap();
     assert_nothing_left(&tmp.path().join("run"));

@@ -362,7 +362,7 @@ fn a_planted_entry_nix_is_never_used() {
 #[test]
 fn a_check_passes_with_a_tmpdir_qemu_cannot_take() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let standins = scenarios::source::standins_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+    let standins = test_support::standins_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
         .unwrap_or_else(|e| panic!("this test boots a stand-in: {e}"));
     let sb = Sandbox::new();
     let odd = sb.path("tmp/with,comma and space");

@@ -26,3 +26,20 @@ fn readme_format_table_is_current() {
         }
     }
 }
+
+/// The README's example of a failed check names what a kept run directory holds as the
+/// harness lists it (`harness::rundir::EVIDENCE`), and its prose names each of those files.
+#[test]
+fn readme_evidence_list_is_the_harness_list() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let line = format!("({})", harness::rundir::evidence_list());
+    assert!(
+        readme.contains(&format!("-- run directory kept: /tmp/ng-Ab12Cd {line}")),
+        "README.md's failed-check example does not end with {line}"
+    );
+    for (file, _) in harness::rundir::EVIDENCE {
+        let named = readme.contains(&format!("`{file}`")) || file.starts_with("screenshot");
+        assert!(named, "README.md does not name `{file}` among the evidence");
+    }
+}

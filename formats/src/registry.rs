@@ -176,24 +176,19 @@ fn locate(pattern: &str, root: &Path) -> Option<PathBuf> {
         let name = Path::new(root.file_name()?);
         return matcher.is_match(name).then(|| root.to_path_buf());
     }
-    let mut stack = vec![root.to_path_buf()];
     let mut found = Vec::new();
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            // Follow symlinks (a build result links into the store), but only descend into
-            // real directories, which keeps the walk finite.
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if is_dir {
-                stack.push(path);
-            } else if path.is_file() {
-                let rel = path.strip_prefix(root).expect("walked under root");
-                if matcher.is_match(rel) {
-                    found.push(path);
-                }
+    // Symlinks to files count (a build result links into the store), but the walk descends
+    // only into real directories, which keeps it finite; unreadable directories are skipped.
+    for entry in walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .flatten()
+    {
+        let path = entry.path();
+        if !entry.file_type().is_dir() && path.is_file() {
+            let rel = path.strip_prefix(root).expect("walked under root");
+            if matcher.is_match(rel) {
+                found.push(entry.into_path());
             }
         }
     }
@@ -280,7 +275,7 @@ impl Registry {
         let mut scored: Vec<(usize, &str)> = self
             .formats
             .iter()
-            .map(|f| (distance(name, &f.name), f.name.as_str()))
+            .map(|f| (strsim::levenshtein(name, &f.name), f.name.as_str()))
             .collect();
         scored.sort();
         let best = scored.first().map_or(0, |s| s.0);
@@ -299,22 +294,6 @@ fn invalid(f: &Format, problem: &str) -> RegistryError {
         format: f.name.clone(),
         problem: problem.into(),
     }
-}
-
-/// Levenshtein distance between two short strings.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 impl Registry {

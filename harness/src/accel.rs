@@ -21,7 +21,8 @@ use tokio::process::Command;
 use tokio::sync::OnceCell;
 
 use crate::options::AccelChoice;
-use crate::qmp::Qmp;
+use crate::qmp::{ConnectFailure, Qmp};
+use crate::rundir::RunFiles;
 use crate::{firmware, profile, Accel, HarnessError};
 
 /// The QEMU system emulator the harness starts unless `NIXGEN_QEMU` names another.
@@ -123,7 +124,7 @@ async fn probe() -> Result<(), String> {
 fn probe_args(dir: &Path) -> Vec<String> {
     let mut args = profile::machine(Accel::Kvm, 256, 1);
     if let Ok(ovmf) = firmware::locate(None) {
-        let vars = dir.join("vars.fd");
+        let vars = RunFiles::of(dir).vars_fd();
         if firmware::private_vars(&ovmf, &vars).is_ok() {
             args.extend(profile::uefi(&ovmf, &vars));
         }
@@ -136,7 +137,10 @@ fn probe_args(dir: &Path) -> Vec<String> {
     );
     args.push(format!(
         "unix:{},server=on,wait=off",
-        dir.join("qmp.sock").to_string_lossy().replace(',', ",,")
+        RunFiles::of(dir)
+            .qmp_sock()
+            .to_string_lossy()
+            .replace(',', ",,")
     ));
     args
 }
@@ -166,25 +170,19 @@ async fn probe_in(dir: &Path) -> Result<(), String> {
     let started = Instant::now();
     let verdict = async {
         let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-        let mut qmp = loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                return Err(failure());
-            }
-            if started.elapsed() > PROBE_START {
-                return Err("the probe guest did not answer on QMP".to_string());
-            }
-            if let Ok(q) = Qmp::connect(
-                &dir.join("qmp.sock"),
-                &dir.join("qmp.log"),
-                started,
-                tx.clone(),
-            )
-            .await
-            {
-                break q;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let mut qmp = Qmp::connect_when_ready(
+            &RunFiles::of(dir).qmp_sock(),
+            &RunFiles::of(dir).qmp_log(),
+            started,
+            tx,
+            PROBE_START,
+            || matches!(child.try_wait(), Ok(Some(_))).then(failure),
+        )
+        .await
+        .map_err(|failure| match failure {
+            ConnectFailure::Exited(how) => how,
+            ConnectFailure::Timeout => "the probe guest did not answer on QMP".to_string(),
+        })?;
         // A broken KVM pauses the guest (event STOP) or kills QEMU; either ends the wait.
         let until = tokio::time::Instant::now() + PROBE_RUN;
         loop {

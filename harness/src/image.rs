@@ -305,18 +305,14 @@ async fn unpack_disk(
     }
 }
 
+/// The first (by path) regular file under `dir` whose name `want`s; none when a directory
+/// cannot be read. Symbolic links are neither followed nor returned.
 pub(crate) fn first_file(dir: &Path, want: &dyn Fn(&str) -> bool) -> Option<PathBuf> {
-    let mut stack = vec![dir.to_path_buf()];
     let mut found = Vec::new();
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).ok()?.flatten() {
-            let ty = e.file_type().ok()?;
-            let path = e.path();
-            if ty.is_dir() {
-                stack.push(path);
-            } else if ty.is_file() && e.file_name().to_str().is_some_and(want) {
-                found.push(path);
-            }
+    for entry in walkdir::WalkDir::new(dir).min_depth(1) {
+        let entry = entry.ok()?;
+        if entry.file_type().is_file() && entry.file_name().to_str().is_some_and(want) {
+            found.push(entry.into_path());
         }
     }
     found.sort();

@@ -28,15 +28,10 @@ pub fn extract_bundle(bundle: &Path, dest: &Path) -> Result<PathBuf, HarnessErro
         path: bundle.to_path_buf(),
         detail: detail.to_string(),
     };
-    let at = bytes
-        .windows(BUNDLE_MARKER.len())
-        .position(|w| w == BUNDLE_MARKER)
+    let at = memchr::memmem::find(&bytes, BUNDLE_MARKER)
         .ok_or_else(|| bad("no __ARCHIVE_BELOW__ marker"))?;
     let rest = &bytes[at + BUNDLE_MARKER.len()..];
-    let nl = rest
-        .iter()
-        .position(|b| *b == b'\n')
-        .ok_or_else(|| bad("nothing after the marker"))?;
+    let nl = memchr::memchr(b'\n', rest).ok_or_else(|| bad("nothing after the marker"))?;
     std::fs::write(dest, &rest[nl + 1..])
         .map_err(|e| HarnessError::io("write the bundle's archive", e))?;
     Ok(dest.to_path_buf())

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::image::Bootable;
 use crate::options::{BootOptions, IsoFirmware};
 use crate::qemu::Launch;
-use crate::{firmware, profile, Accel, HarnessError};
+use crate::{firmware, profile, Accel, Firmware, HarnessError};
 
 /// The program, arguments and environment for one boot.
 pub(crate) fn launch_for(
@@ -17,7 +17,7 @@ pub(crate) fn launch_for(
 ) -> Result<Launch, HarnessError> {
     let ovmf = || -> Result<(firmware::Ovmf, PathBuf), HarnessError> {
         let ovmf = firmware::locate(opts.firmware.as_deref())?;
-        let vars = dir.join("vars.fd");
+        let vars = crate::rundir::RunFiles::of(dir).vars_fd();
         firmware::private_vars(&ovmf, &vars)?;
         Ok((ovmf, vars))
     };
@@ -73,6 +73,29 @@ pub(crate) fn launch_for(
         env,
         cwd: dir.to_path_buf(),
     })
+}
+
+/// The firmware a boot of `bootable` runs, as [`launch_for`] chooses it: OVMF for a UEFI disk
+/// and (unless `--bios`) an ISO; SeaBIOS for other disks; none for a kernel QEMU loads itself
+/// or a container. A run script is NixOS's own: `vm-bootloader`'s boots its disk with QEMU's
+/// default SeaBIOS, the others load the kernel directly.
+pub(crate) fn firmware_for(
+    bootable: &Bootable,
+    opts: &BootOptions,
+    profile: formats::Profile,
+) -> Firmware {
+    match bootable {
+        Bootable::Disk { uefi: true, .. } => Firmware::Uefi,
+        Bootable::Disk { uefi: false, .. } => Firmware::Bios,
+        Bootable::Iso(_) => match opts.iso_firmware {
+            IsoFirmware::Uefi => Firmware::Uefi,
+            IsoFirmware::Bios => Firmware::Bios,
+        },
+        Bootable::Runner(_) if profile == formats::Profile::VmBootloader => Firmware::Bios,
+        Bootable::Runner(_) | Bootable::Kernel { .. } | Bootable::Container { .. } => {
+            Firmware::None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -152,5 +175,37 @@ mod tests {
             .windows(2)
             .any(|w| w[0] == "-kernel" && w[1] == "/r/bzImage"));
         assert!(!l.args.iter().any(|a| a.contains("pflash")));
+    }
+
+    #[test]
+    fn firmware_follows_what_the_launch_boots() {
+        use formats::Profile;
+        let opts = BootOptions::default();
+        let disk = |uefi| Bootable::Disk {
+            path: "/x.img".into(),
+            format: "raw".into(),
+            snapshot: true,
+            uefi,
+        };
+        let fw = |b: &Bootable, p| firmware_for(b, &opts, p);
+        assert_eq!(fw(&disk(true), Profile::EfiDisk), Firmware::Uefi);
+        assert_eq!(fw(&disk(false), Profile::CloudDisk), Firmware::Bios);
+        assert_eq!(
+            fw(&Bootable::Iso("/a.iso".into()), Profile::Iso),
+            Firmware::Uefi
+        );
+        let bios = BootOptions {
+            iso_firmware: IsoFirmware::Bios,
+            ..BootOptions::default()
+        };
+        let iso = Bootable::Iso("/a.iso".into());
+        assert_eq!(firmware_for(&iso, &bios, Profile::Iso), Firmware::Bios);
+        let runner = Bootable::Runner("/r/bin/run-x-vm".into());
+        assert_eq!(fw(&runner, Profile::VmBootloader), Firmware::Bios);
+        assert_eq!(fw(&runner, Profile::DirectKernel), Firmware::None);
+        let container = Bootable::Container {
+            root: "/root".into(),
+        };
+        assert_eq!(fw(&container, Profile::Container), Firmware::None);
     }
 }

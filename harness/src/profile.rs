@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::firmware::Ovmf;
+use crate::rundir::RunFiles;
 use crate::Accel;
 
 fn s(x: impl Into<String>) -> String {
@@ -57,12 +58,12 @@ pub fn machine(accel: Accel, memory_mib: u32, cpus: u32) -> Vec<String> {
 pub fn channels(run_dir: &Path, display: bool) -> Vec<String> {
     let serial = format!(
         "socket,id=ser0,path={},server=on,wait=off,logfile={}",
-        file_value(&run_dir.join("serial.sock")),
-        file_value(&run_dir.join("serial.log"))
+        file_value(&RunFiles::of(run_dir).serial_sock()),
+        file_value(&RunFiles::of(run_dir).serial_log())
     );
     let qmp = format!(
         "unix:{},server=on,wait=off",
-        file_value(&run_dir.join("qmp.sock"))
+        file_value(&RunFiles::of(run_dir).qmp_sock())
     );
     let mut args = vec![
         s("-chardev"),
@@ -86,7 +87,7 @@ pub fn bios_debugcon(run_dir: &Path) -> Vec<String> {
         s("-chardev"),
         format!(
             "file,id=fwlog,path={}",
-            file_value(&run_dir.join("firmware.log"))
+            file_value(&RunFiles::of(run_dir).firmware_log())
         ),
         s("-device"),
         s("isa-debugcon,iobase=0x402,chardev=fwlog"),

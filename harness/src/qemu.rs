@@ -119,9 +119,12 @@ impl QemuProcess {
         run_dir: &Path,
         group: Option<i32>,
     ) -> Result<QemuProcess, HarnessError> {
-        let file = |name: &str| {
-            std::fs::File::create(run_dir.join(name))
-                .map_err(|e| HarnessError::io(format!("create {name}"), e))
+        let files = crate::rundir::RunFiles::of(run_dir);
+        let file = |path: PathBuf| {
+            std::fs::File::create(&path).map_err(|e| {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                HarnessError::io(format!("create {name}"), e)
+            })
         };
         let mut cmd = Command::new(&launch.program);
         cmd.args(&launch.args)
@@ -133,7 +136,7 @@ impl QemuProcess {
             )
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&launch.cwd)
-            .stderr(file("qemu.stderr")?)
+            .stderr(file(files.qemu_stderr())?)
             .process_group(group.unwrap_or(0));
         let console = if launch.pty {
             let (master, slave) = crate::pty::open()?;
@@ -143,7 +146,7 @@ impl QemuProcess {
             cmd.stdin(Stdio::from(input)).stdout(Stdio::from(slave));
             Some(master)
         } else {
-            cmd.stdin(Stdio::null()).stdout(file("qemu.stdout")?);
+            cmd.stdin(Stdio::null()).stdout(file(files.qemu_stdout())?);
             None
         };
         crate::lifeline::die_with_parent(&mut cmd);
@@ -167,13 +170,7 @@ impl QemuProcess {
         // sees the end of the console when the program exits.
         drop(cmd);
         let console = console
-            .map(|master| {
-                crate::pty::bridge(
-                    master,
-                    &run_dir.join("serial.log"),
-                    &run_dir.join("serial.sock"),
-                )
-            })
+            .map(|master| crate::pty::bridge(master, &files.serial_log(), &files.serial_sock()))
             .transpose()?;
         let pid = child.id().map_or(0, |p| p as i32);
         Ok(QemuProcess {

@@ -1,6 +1,10 @@
 //! A small QMP client: JSON lines over QEMU's unix socket, typed commands from the qapi crate
 //! (`qapi::qmp::*`), events as raw JSON so that an event the pinned schema does not know can
 //! never break the stream. Every line in either direction is logged to `qmp.log` with its time.
+//!
+//! Hand-written rather than qapi's own tokio client (whose feature the workspace does not enable):
+//! that client's event enum is closed, so an event of a newer QEMU could surface as an error, and
+//! its `spawn_tokio()` drops events.
 
 use std::io::Write;
 use std::path::Path;
@@ -51,7 +55,44 @@ fn log_line(log: &Log, started: Instant, dir: &str, line: &str) {
     }
 }
 
+/// Why [`Qmp::connect_when_ready`] gave up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// QEMU ended first; how (its exit, or the caller's reading of it).
+    Exited(String),
+    /// The socket did not answer in time.
+    Timeout,
+}
+
 impl Qmp {
+    /// THE wait for a starting QEMU's QMP: tries [`Qmp::connect`] every 20 ms until it succeeds,
+    /// `exited()` reports that QEMU ended (checked before every try), or `within` has passed
+    /// since `started`.
+    pub async fn connect_when_ready(
+        socket: &Path,
+        log_path: &Path,
+        started: Instant,
+        events: mpsc::UnboundedSender<QmpEvent>,
+        within: Duration,
+        mut exited: impl FnMut() -> Option<String>,
+    ) -> Result<Qmp, ConnectFailure> {
+        loop {
+            if let Some(how) = exited() {
+                return Err(ConnectFailure::Exited(how));
+            }
+            // Before QEMU created the socket a try can only fail.
+            if socket.exists() {
+                if let Ok(q) = Qmp::connect(socket, log_path, started, events.clone()).await {
+                    return Ok(q);
+                }
+            }
+            if started.elapsed() > within {
+                return Err(ConnectFailure::Timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Connects to `socket`, reads the greeting and negotiates capabilities. Events go to
     /// `events`; all traffic is appended to `log_path`; times count from `started`.
     pub async fn connect(

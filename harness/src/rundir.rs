@@ -1,4 +1,6 @@
-//! [`RunDir`]: the private, short-path directory of one run (sockets, logs, overlay, vars).
+//! [`RunDir`]: the private, short-path directory of one run (sockets, logs, overlay, vars), and
+//! [`RunFiles`]: the one place that names the files in it, with [`EVIDENCE`], what a kept run
+//! directory holds for a reader of a failed check.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -92,6 +94,83 @@ impl RunDir {
     }
 }
 
+/// The files of a run directory, each by a named accessor (the only place their names are
+/// spelt).
+#[derive(Debug, Clone, Copy)]
+pub struct RunFiles<'a>(&'a Path);
+
+macro_rules! run_files {
+    ($($(#[$doc:meta])* $name:ident => $file:expr,)*) => {
+        impl RunFiles<'_> {
+            $($(#[$doc])* pub fn $name(self) -> PathBuf {
+                self.0.join($file)
+            })*
+        }
+    };
+}
+
+run_files! {
+    /// The serial console, recorded by QEMU from its first byte.
+    serial_log => "serial.log",
+    /// The serial console's socket (the console scenario and `--run` connect here).
+    serial_sock => "serial.sock",
+    /// QEMU's standard error.
+    qemu_stderr => "qemu.stderr",
+    /// QEMU's standard output (a run script's `-serial mon:stdio` console lands here).
+    qemu_stdout => "qemu.stdout",
+    /// QMP's socket.
+    qmp_sock => "qmp.sock",
+    /// Every QMP command and event, timestamped.
+    qmp_log => "qmp.log",
+    /// SeaBIOS's debug console.
+    firmware_log => "firmware.log",
+    /// Every connection of the guest's systemd on the notify channel, timestamped.
+    notify_log => crate::notify::LOG_NAME,
+    /// The run's private copy of the OVMF variables.
+    vars_fd => "vars.fd",
+    /// A screendump taken when the boot failed.
+    screenshot => "screenshot.png",
+    /// QEMU's standard error of the attempt under KVM, when the guest was started again under TCG.
+    kvm_stderr => "kvm.stderr",
+    /// The QMP log of that attempt.
+    kvm_qmp_log => "kvm-qmp.log",
+    /// vhost-device-vsock's vhost-user socket (QEMU connects to it).
+    vhost_sock => "vhost.sock",
+    /// vhost-device-vsock's unix socket prefix (guest port P arrives at `vsock_P`).
+    vsock_uds => "vsock",
+    /// vhost-device-vsock's log.
+    helper_log => "vhost-device-vsock.log",
+}
+
+impl<'a> RunFiles<'a> {
+    /// The files of the run directory `dir`.
+    pub fn of(dir: &'a Path) -> RunFiles<'a> {
+        RunFiles(dir)
+    }
+}
+
+/// What a kept run directory holds as evidence of a failed check, in the order a failure
+/// report names it: the file name, and how the report names it.
+pub const EVIDENCE: [(&str, &str); 5] = [
+    ("serial.log", "serial.log"),
+    ("qemu.stderr", "qemu.stderr"),
+    ("qmp.log", "qmp.log"),
+    ("notify.log", "notify.log"),
+    ("screenshot.png", "screenshot if any"),
+];
+
+/// [`EVIDENCE`] as a failure report lists it: `serial.log, qemu.stderr, ..., screenshot if any`.
+pub fn evidence_list() -> String {
+    EVIDENCE.map(|(_, shown)| shown).join(", ")
+}
+
+impl RunDir {
+    /// Its files.
+    pub fn files(&self) -> RunFiles<'_> {
+        RunFiles(&self.path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,7 +183,7 @@ mod tests {
         assert_ne!(a.path(), b.path());
         let mode = std::fs::metadata(a.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
-        assert!(a.join("serial.sock").as_os_str().len() < 100);
+        assert!(a.files().serial_sock().as_os_str().len() < 100);
         let pa = a.path().to_path_buf();
         drop(a);
         assert!(!pa.exists());
@@ -135,6 +214,29 @@ mod tests {
             err.to_string()
                 .contains("TMPDIR=relative/tmp is a relative path"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn evidence_names_the_files_the_accessors_name() {
+        let files = RunFiles::of(Path::new("/r"));
+        let names: Vec<PathBuf> = EVIDENCE
+            .iter()
+            .map(|(f, _)| Path::new("/r").join(f))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                files.serial_log(),
+                files.qemu_stderr(),
+                files.qmp_log(),
+                files.notify_log(),
+                files.screenshot()
+            ]
+        );
+        assert_eq!(
+            evidence_list(),
+            "serial.log, qemu.stderr, qmp.log, notify.log, screenshot if any"
         );
     }
 }

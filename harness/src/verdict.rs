@@ -1,7 +1,9 @@
 //! The verdict of one boot: [`Verdict`], its [`Outcome`], the failure [`Reason`]s and the timed
 //! boot [`Milestone`]s. Everything serialises (JSON for `--json`, the matrix and the bench).
+//!
+//! Each enum has one spelling, kebab-case: serde's (JSON, snapshots) and strum's (`Display`,
+//! `name()`) are derived from the same rule.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -9,8 +11,11 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 /// The accelerator a guest ran with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::Display, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Accel {
     /// Hardware virtualisation through /dev/kvm.
     Kvm,
@@ -23,24 +28,17 @@ pub enum Accel {
 impl Accel {
     /// The name QEMU uses (`kvm`, `tcg`).
     pub fn name(self) -> &'static str {
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-            Accel::None => "none",
-        }
-    }
-}
-
-impl fmt::Display for Accel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        self.into()
     }
 }
 
 /// Why a boot failed. The kebab-case names are the contract with the stand-in manifest and
 /// the JSON output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::Display, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Reason {
     /// The kernel panicked ("Kernel panic - not syncing").
     KernelPanic,
@@ -89,26 +87,7 @@ impl Reason {
 
     /// The kebab-case name (`kernel-panic`, ...).
     pub fn name(self) -> &'static str {
-        match self {
-            Reason::KernelPanic => "kernel-panic",
-            Reason::EmergencyMode => "emergency-mode",
-            Reason::RescueMode => "rescue-mode",
-            Reason::InitrdFailure => "initrd-failure",
-            Reason::BootloaderStuck => "bootloader-stuck",
-            Reason::NoBootableDevice => "no-bootable-device",
-            Reason::GuestPanicked => "guest-panicked",
-            Reason::QemuExited => "qemu-exited",
-            Reason::ContainerExited => "container-exited",
-            Reason::AcceleratorFailure => "accelerator-failure",
-            Reason::GuestStopped => "guest-stopped",
-            Reason::Timeout => "timeout",
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        self.into()
     }
 }
 
@@ -138,8 +117,9 @@ pub enum Outcome {
 }
 
 /// Which channel decided readiness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::Display, strum::IntoStaticStr)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum ReadinessSource {
     /// systemd's notify messages over vsock.
     Vsock,
@@ -149,6 +129,38 @@ pub enum ReadinessSource {
     Serial,
     /// Neither (timeout, QEMU exit, QMP event).
     None,
+}
+
+/// The firmware that starts the guest, as the harness chose it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::Display, strum::IntoStaticStr,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum Firmware {
+    /// SeaBIOS (QEMU's default).
+    Bios,
+    /// OVMF (UEFI).
+    Uefi,
+    /// None: QEMU loads the kernel directly, or a container runs on the host's kernel.
+    None,
+}
+
+/// How the guest's systemd reported its state: the kind of the notify transport of the run.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::Display, strum::IntoStaticStr,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum TransportKind {
+    /// Kernel vhost-vsock.
+    VhostVsock,
+    /// User-space vhost-device-vsock.
+    VhostDeviceVsock,
+    /// A container's AF_UNIX datagram socket.
+    UnixDatagram,
+    /// No notify channel: the serial console only.
+    SerialOnly,
 }
 
 /// A stage of the boot.
@@ -207,8 +219,12 @@ pub struct Verdict {
     pub kvm_dropped: Option<String>,
     /// The channel that decided.
     pub source: ReadinessSource,
-    /// The notify transport (`vhost-vsock`, `vhost-device-vsock`, `serial-only: <why>`).
-    pub transport: String,
+    /// The firmware that started the guest.
+    pub firmware: Firmware,
+    /// The kind of notify transport.
+    pub transport: TransportKind,
+    /// Why the notify channel is serial-only, when it is.
+    pub serial_only_reason: Option<String>,
     /// Boot stages in the order seen.
     pub milestones: Vec<Milestone>,
     /// The targets systemd reported active over vsock, in order, with their times.
@@ -242,6 +258,15 @@ impl Verdict {
         match &self.outcome {
             Outcome::Ready => None,
             Outcome::Failed { reason, .. } => Some(*reason),
+        }
+    }
+
+    /// The notify transport in one line: its kind, and for a serial-only channel why
+    /// (`serial-only: <why>`); what `--json` prints as `transport`.
+    pub fn transport_line(&self) -> String {
+        match &self.serial_only_reason {
+            Some(why) => format!("{}: {why}", self.transport),
+            None => self.transport.to_string(),
         }
     }
 
@@ -309,6 +334,20 @@ mod tests {
             assert_eq!(serde_json::to_value(r).unwrap(), r.name());
         }
         assert!("panic".parse::<Reason>().is_err());
+    }
+
+    #[test]
+    fn names_and_serde_agree() {
+        let name = |v: serde_json::Value| v.as_str().unwrap().to_owned();
+        for f in [Firmware::Bios, Firmware::Uefi, Firmware::None] {
+            assert_eq!(name(serde_json::to_value(f).unwrap()), f.to_string());
+        }
+        assert_eq!(
+            TransportKind::VhostDeviceVsock.to_string(),
+            "vhost-device-vsock"
+        );
+        assert_eq!(ReadinessSource::NotifySocket.to_string(), "notify-socket");
+        assert_eq!(Accel::Tcg.name(), "tcg");
     }
 
     #[test]

@@ -85,19 +85,12 @@ async fn every_standin_gets_its_verdict() {
     );
 }
 
-/// The good stand-in the matrix boots for each format: the first with the newest systemd
-/// (`scenarios::source::Images::from_standins`; this crate cannot depend on scenarios).
+/// The good stand-in the matrix boots for each format (the matrix's own choice).
 fn booted_by_the_matrix(all: &[Standin]) -> Vec<String> {
-    let mut chosen: std::collections::BTreeMap<&str, &Standin> = Default::default();
-    for s in all.iter().filter(|s| s.expect == "multi-user") {
-        let newer = chosen
-            .get(s.format.as_str())
-            .map_or(true, |old| s.systemd > old.systemd);
-        if newer {
-            chosen.insert(&s.format, s);
-        }
-    }
-    chosen.values().map(|s| s.name.clone()).collect()
+    test_support::standins::good_per_format(all)
+        .values()
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 /// What the recorder saw: the run directory and when the verdict event arrived.

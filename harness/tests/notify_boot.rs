@@ -35,76 +35,28 @@ enum Guest {
     Direct(PathBuf),
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn standins_dir() -> Result<PathBuf, String> {
-    if let Some(dir) = std::env::var_os("NIXGEN_STANDINS") {
-        return Ok(PathBuf::from(dir));
-    }
-    let build = workspace_root().join("ci/standins/build");
-    if !build.exists() {
-        return Err(format!(
-            "NIXGEN_STANDINS is unset and {} does not exist",
-            build.display()
-        ));
-    }
-    let out = std::process::Command::new("bash")
-        .arg(&build)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("running {}: {e}", build.display()))?;
-    if !out.status.success() {
-        return Err(format!("{} failed: {}", build.display(), out.status));
-    }
-    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    Ok(PathBuf::from(dir))
-}
-
-/// Finds the run script of the good vm-nogui stand-in (serial on stdout) with systemd >= 256
-/// in `manifest.toml`.
-fn vm_standin(dir: &Path) -> Result<PathBuf, String> {
-    let manifest = dir.join("manifest.toml");
-    let text = std::fs::read_to_string(&manifest)
-        .map_err(|e| format!("reading {}: {e}", manifest.display()))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| format!("parsing {}: {e}", manifest.display()))?;
-    let standins = table
-        .get("standin")
-        .and_then(|v| v.as_array())
-        .cloned()
-        .unwrap_or_default();
-    for entry in &standins {
-        let get = |key: &str| entry.get(key).and_then(|v| v.as_str());
-        let systemd = entry
-            .get("systemd")
-            .and_then(|v| v.as_integer())
-            .unwrap_or(0);
-        if get("format") == Some("vm-nogui")
-            && get("expect") == Some("multi-user")
-            && systemd >= 256
-        {
-            let script = dir
-                .join(get("name").unwrap_or("vm-nogui"))
-                .join("bin/run-standin-vm");
-            if script.exists() {
-                return Ok(script);
-            }
-        }
-    }
-    Err(format!(
-        "{}: no vm-nogui stand-in with expect = \"multi-user\" and systemd >= 256",
-        manifest.display()
-    ))
+/// Finds the run script of the good vm-nogui stand-in (serial on stdout) with systemd >= 256.
+fn vm_standin() -> Result<PathBuf, String> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = test_support::standins_dir(&workspace).map_err(|e| e.to_string())?;
+    let all = test_support::read_manifest(&dir).map_err(|e| e.to_string())?;
+    all.iter()
+        .filter(|s| s.format == "vm-nogui" && s.is_good() && s.systemd.unwrap_or(0) >= 256)
+        .map(|s| dir.join(&s.name).join("bin/run-standin-vm"))
+        .find(|script| script.exists())
+        .ok_or_else(|| {
+            format!(
+                "{}: no vm-nogui stand-in with expect = \"multi-user\" and systemd >= 256",
+                dir.join("manifest.toml").display()
+            )
+        })
 }
 
 fn guest() -> Guest {
     if let Some(dir) = std::env::var_os("NIXGEN_NOTIFY_DIRECT") {
         return Guest::Direct(PathBuf::from(dir));
     }
-    match standins_dir().and_then(|d| vm_standin(&d)) {
+    match vm_standin() {
         Ok(script) => Guest::RunScript(script),
         Err(why) => panic!(
             "no guest for the notify boot tests: {why}. Build the stand-ins \
@@ -256,7 +208,7 @@ async fn boot(chan: &mut NotifyChannel, name: &str, kernel_extra: &str, until: U
             n = serial.read_until(b'\n', &mut line), if serial_open => match n {
                 Ok(n) if n > 0 => {
                     let _ = std::io::Write::write_all(&mut serial_log, &line);
-                    let text = strip_ansi(&String::from_utf8_lossy(&line));
+                    let text = harness::detect::strip_ansi(&String::from_utf8_lossy(&line));
                     if text.contains(SERIAL_MULTI_USER) && out.serial_multi_user.is_none() {
                         out.serial_multi_user = Some(opened.elapsed());
                         eprintln!("serial {:>7.3}s  {}", opened.elapsed().as_secs_f64(), text.trim());
@@ -275,26 +227,6 @@ async fn boot(chan: &mut NotifyChannel, name: &str, kernel_extra: &str, until: U
     }
     let _ = child.kill().await;
     out.stderr = std::fs::read_to_string(run_dir.path().join("qemu.stderr")).unwrap_or_default();
-    out
-}
-
-/// Removes ANSI escape sequences (systemd colours unit names on the console).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
     out
 }
 

@@ -1,77 +1,28 @@
 //! Scenario `boot`: the harness verdict reached multi-user.target. Its facts say how: the
-//! milestone kinds in order, the boot profile, the firmware kind, where readiness came from,
-//! the vsock target timeline (names only) and the shape of the QEMU command line.
-
-use std::path::PathBuf;
+//! milestone kinds in order, the boot profile, the firmware, where readiness came from, the
+//! notify transport, the vsock target timeline (names only) and the shape of the QEMU command
+//! line. All of it is read from the harness's typed [`Verdict`]; the snapshot spells each enum
+//! as the verdict's own serde does.
 
 use formats::Profile;
+use harness::{Firmware, MilestoneKind, Outcome, ReadinessSource, TransportKind, Verdict};
 use serde::Serialize;
 
 use crate::redact::{qemu_arg_shape, Roots};
-
-/// What the harness reported about one boot, in plain data (filled from its `Verdict` and its
-/// `Started` event), so this scenario is testable without QEMU.
-#[derive(Debug, Clone, Default)]
-pub struct BootRecord {
-    /// Whether the verdict says multi-user was reached.
-    pub ready: bool,
-    /// The failure reason and detail, when not ready.
-    pub failure: Option<String>,
-    /// Milestone kinds in the order they were seen (`firmware`, `bootloader`, ...).
-    pub milestones: Vec<String>,
-    /// Where readiness was read from (`vsock`, `serial`, `none`).
-    pub readiness: String,
-    /// The notify transport (`vhost-device-vsock`, `serial-only: <why>`, ...).
-    pub transport: String,
-    /// Names of the units in the vsock target timeline, in order.
-    pub targets: Vec<String>,
-    /// The QEMU command line.
-    pub qemu_args: Vec<String>,
-    /// The run directory (redacted in the argument shape).
-    pub run_dir: Option<PathBuf>,
-    /// The guest's hostname, if the notify channel told it.
-    pub hostname: Option<String>,
-}
-
-/// The firmware that starts the guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Firmware {
-    /// SeaBIOS (QEMU's default).
-    Bios,
-    /// OVMF.
-    Uefi,
-    /// None: QEMU loads the kernel directly, or a container runs on the host's kernel.
-    None,
-}
-
-/// The firmware kind of a boot: UEFI when the QEMU command line loads OVMF (pflash or
-/// `-bios`), otherwise none for direct-kernel and kexec profiles and BIOS for the rest.
-pub fn firmware(profile: Profile, qemu_args: &[String]) -> Firmware {
-    let uefi = qemu_args.iter().any(|a| {
-        let a = a.to_ascii_lowercase();
-        a.contains("ovmf") || a.contains("if=pflash") || a.contains("edk2")
-    });
-    match (uefi, profile) {
-        (true, _) => Firmware::Uefi,
-        (false, Profile::DirectKernel | Profile::Kexec | Profile::Container) => Firmware::None,
-        (false, _) => Firmware::Bios,
-    }
-}
 
 /// The normalised facts of a boot, as recorded in the `boot@...` snapshots.
 #[derive(Debug, Clone, Serialize)]
 pub struct BootFacts {
     /// The format's boot profile.
     pub profile: String,
-    /// See [`firmware`].
+    /// The firmware the harness started the guest with.
     pub firmware: Firmware,
     /// Milestone kinds in order.
-    pub milestones: Vec<String>,
+    pub milestones: Vec<MilestoneKind>,
     /// Where readiness was read from.
-    pub readiness_source: String,
-    /// The transport's kind (the part before any `:` explanation).
-    pub transport: String,
+    pub readiness_source: ReadinessSource,
+    /// The notify transport's kind.
+    pub transport: TransportKind,
     /// The units of the vsock target timeline, names only, sorted: systemd reaches independent
     /// targets in parallel, so their order varies from boot to boot; the set does not.
     pub targets: Vec<String>,
@@ -82,99 +33,107 @@ pub struct BootFacts {
 }
 
 /// Checks the verdict and derives the facts. Fails with the verdict's reason when the boot did
-/// not reach multi-user.
-pub fn check(profile: Profile, record: &BootRecord, roots: &Roots) -> Result<BootFacts, String> {
-    if !record.ready {
-        return Err(record
-            .failure
-            .clone()
-            .unwrap_or_else(|| "did not reach multi-user.target".into()));
+/// not reach multi-user. `roots.run_dir` is the machine's run directory (whether kept or not).
+pub fn check(profile: Profile, verdict: &Verdict, roots: &Roots) -> Result<BootFacts, String> {
+    if let Outcome::Failed { reason, detail } = &verdict.outcome {
+        return Err(format!("{reason}: {detail}"));
     }
     let roots = Roots {
-        run_dir: record.run_dir.clone().or_else(|| roots.run_dir.clone()),
+        run_dir: verdict.run_dir.clone().or_else(|| roots.run_dir.clone()),
         images: roots.images.clone(),
     };
     Ok(BootFacts {
         profile: profile.name().to_owned(),
-        firmware: firmware(profile, &record.qemu_args),
-        milestones: record.milestones.clone(),
-        readiness_source: record.readiness.clone(),
-        transport: record
-            .transport
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_owned(),
+        firmware: verdict.firmware,
+        milestones: verdict.milestones.iter().map(|m| m.kind).collect(),
+        readiness_source: verdict.source,
+        transport: verdict.transport,
         targets: {
-            let mut t = record.targets.clone();
+            let mut t: Vec<String> = verdict.targets.iter().map(|(t, _)| t.clone()).collect();
             t.sort();
             t.dedup();
             t
         },
-        hostname: record.hostname.clone(),
-        qemu_args: qemu_arg_shape(&record.qemu_args, &roots),
+        hostname: verdict.hostname.clone(),
+        qemu_args: qemu_arg_shape(&verdict.qemu_args, &roots),
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use harness::{Accel, Evidence, Milestone, Reason};
+
     use super::*;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn firmware_from_profile_and_arguments() {
-        let ovmf = args(&[
-            "-drive",
-            "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
-        ]);
-        assert_eq!(firmware(Profile::EfiDisk, &ovmf), Firmware::Uefi);
-        assert_eq!(firmware(Profile::Iso, &ovmf), Firmware::Uefi);
-        assert_eq!(
-            firmware(Profile::Iso, &args(&["-cdrom", "x.iso"])),
-            Firmware::Bios
-        );
-        assert_eq!(firmware(Profile::BiosDisk, &[]), Firmware::Bios);
-        assert_eq!(
-            firmware(Profile::Kexec, &args(&["-kernel", "bzImage"])),
-            Firmware::None
-        );
-        assert_eq!(firmware(Profile::DirectKernel, &[]), Firmware::None);
+    fn verdict(outcome: Outcome) -> Verdict {
+        let ms = |kind| Milestone {
+            kind,
+            at: Duration::from_secs(1),
+        };
+        Verdict {
+            outcome,
+            accel: Accel::Tcg,
+            kvm_dropped: None,
+            source: ReadinessSource::Vsock,
+            firmware: Firmware::Uefi,
+            transport: TransportKind::SerialOnly,
+            serial_only_reason: Some("no vhost-device-vsock".into()),
+            milestones: vec![ms(MilestoneKind::Firmware), ms(MilestoneKind::MultiUser)],
+            targets: vec![
+                ("multi-user.target".into(), Duration::from_secs(2)),
+                ("basic.target".into(), Duration::from_secs(1)),
+            ],
+            hostname: Some("standin".into()),
+            machine_id: None,
+            exit_status: None,
+            elapsed: Duration::from_secs(3),
+            run_dir: None,
+            evidence: Evidence {
+                serial_log: "/tmp/ng-x1/serial.log".into(),
+                qemu_stderr: "/tmp/ng-x1/qemu.stderr".into(),
+                qmp_log: "/tmp/ng-x1/qmp.log".into(),
+                notify_log: None,
+                screenshot: None,
+            },
+            qemu_args: [
+                "qemu-system-x86_64",
+                "-chardev",
+                "socket,path=/tmp/ng-x1/serial.sock",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
     }
 
     #[test]
     fn a_failed_verdict_fails_with_its_reason() {
-        let record = BootRecord {
-            failure: Some("kernel-panic: VFS: Unable to mount root fs".into()),
-            ..BootRecord::default()
-        };
-        let err = check(Profile::BiosDisk, &record, &Roots::default()).unwrap_err();
-        assert!(err.contains("kernel-panic"), "{err}");
+        let v = verdict(Outcome::Failed {
+            reason: Reason::KernelPanic,
+            detail: "VFS: Unable to mount root fs".into(),
+        });
+        let err = check(Profile::BiosDisk, &v, &Roots::default()).unwrap_err();
+        assert_eq!(err, "kernel-panic: VFS: Unable to mount root fs");
     }
 
     #[test]
-    fn facts_are_normalised() {
-        let record = BootRecord {
-            ready: true,
-            milestones: args(&["firmware", "bootloader", "kernel", "systemd", "multi-user"]),
-            readiness: "vsock".into(),
-            transport: "serial-only: no vhost-device-vsock".into(),
-            targets: args(&["basic.target", "multi-user.target"]),
-            qemu_args: args(&[
-                "qemu-system-x86_64",
-                "-chardev",
-                "socket,path=/tmp/ng-x1/serial.sock",
-            ]),
+    fn facts_are_normalised_and_spelt_as_in_the_snapshots() {
+        let roots = Roots {
             run_dir: Some("/tmp/ng-x1".into()),
-            hostname: Some("standin".into()),
-            ..BootRecord::default()
+            images: None,
         };
-        let facts = check(Profile::EfiDisk, &record, &Roots::default()).unwrap();
-        assert_eq!(facts.transport, "serial-only");
-        assert_eq!(facts.firmware, Firmware::Bios);
+        let facts = check(Profile::EfiDisk, &verdict(Outcome::Ready), &roots).unwrap();
         assert_eq!(facts.qemu_args[2], "socket,path=<run>/serial.sock");
+        assert_eq!(facts.targets, ["basic.target", "multi-user.target"]);
+        let json = serde_json::to_value(&facts).unwrap();
+        assert_eq!(json["firmware"], "uefi");
+        assert_eq!(json["transport"], "serial-only");
+        assert_eq!(json["readiness_source"], "vsock");
+        assert_eq!(
+            json["milestones"],
+            serde_json::json!(["firmware", "multi-user"])
+        );
+        assert_eq!(json["profile"], "efi-disk");
     }
 }

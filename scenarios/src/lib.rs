@@ -4,10 +4,12 @@
 //! - One module per scenario: [`boot`], [`console`], [`poweroff`], [`install_iso`].
 //! - [`guest`]: what a scenario needs from a machine (a trait, so scenarios are testable
 //!   without QEMU); [`serial`]: the expectrl shell on the serial console; [`text`]: console text
-//!   handling; [`redact`]: normalisation for golden snapshots; [`source`]: where images come
-//!   from (stand-ins or NixOS builds).
+//!   handling; [`redact`]: the normalisation of scenario facts (run-to-run values become
+//!   placeholders; the command prints the console facts so normalised, the matrix snapshots them).
 //!
-//! The matrix test (`tests/matrix.rs`) runs every pairing as one libtest-mimic trial.
+//! The matrix test (`tests/matrix.rs`) runs every pairing as one libtest-mimic trial; its
+//! machinery (image sources, summary table, thread count) is the `test-support` crate's, which
+//! the command never links.
 
 pub mod boot;
 pub mod console;
@@ -17,16 +19,13 @@ pub mod pairing;
 pub mod poweroff;
 pub mod redact;
 pub mod serial;
-pub mod source;
-pub mod summary;
 pub mod text;
-pub mod threads;
 
 pub use pairing::{scenarios_for, Scenario};
 
 use formats::Profile;
 
-/// Runs `scenario` on a guest whose boot the harness reported as `record`; returns the
+/// Runs `scenario` on a guest whose boot the harness decided with `verdict`; returns the
 /// scenario's normalised facts (for its snapshot), or why it failed.
 ///
 /// Every scenario first requires the boot verdict to be "reached multi-user".
@@ -34,10 +33,10 @@ pub async fn run_scenario<G: guest::Guest>(
     scenario: Scenario,
     profile: Profile,
     guest: &mut G,
-    record: &boot::BootRecord,
+    verdict: &harness::Verdict,
     roots: &redact::Roots,
 ) -> Result<serde_json::Value, String> {
-    let boot = boot::check(profile, record, roots)?;
+    let boot = boot::check(profile, verdict, roots)?;
     if matches!(
         scenario,
         Scenario::Console | Scenario::InstallIso | Scenario::Poweroff

@@ -32,12 +32,15 @@ use std::{
 
 use formats::{Format, System};
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-use scenarios::{
-    scenarios_for,
+use scenarios::{scenarios_for, Scenario};
+use test_support::{
     source::{Images, SourceKind},
     summary::{Status, Summary},
-    threads, Scenario,
+    threads,
 };
+
+/// Each trial's guest memory in MiB (the matrix boots every guest with the harness default).
+const GUEST_MIB: u32 = 1024;
 
 /// What the trials share: the image source (resolved once, by the first trial that runs) and
 /// the summary.
@@ -46,7 +49,7 @@ struct Matrix {
     /// Bootable formats with at least one trial left after filtering (what a NixOS build makes).
     wanted: Vec<String>,
     images: OnceLock<Result<Images, String>>,
-    summary: Summary,
+    summary: Summary<Scenario>,
 }
 
 impl Matrix {
@@ -183,7 +186,10 @@ fn trial(matrix: &Arc<Matrix>, format: &'static Format, scenarios: Vec<Scenario>
 
 fn main() -> ExitCode {
     let mut args = Arguments::from_args();
-    args.test_threads = Some(threads::choose(args.test_threads));
+    args.test_threads = Some(threads::choose(args.test_threads, || {
+        let cpus = harness::BootOptions::default().cpus_for(harness::Accel::Tcg);
+        harness::capacity::guests_that_fit(GUEST_MIB, cpus)
+    }));
     let registry = formats::registry();
     // Filters select pairings (`format::scenario`); a trial then runs the pairings left of its
     // format, so libtest-mimic itself filters nothing more.
@@ -246,7 +252,8 @@ fn main() -> ExitCode {
 
     let started = Instant::now();
     let conclusion = libtest_mimic::run(&args, trials);
-    if let Some(table) = matrix.summary.table(started.elapsed()) {
+    let columns = Scenario::ALL.map(|s| (s, s.name()));
+    if let Some(table) = matrix.summary.table(&columns, started.elapsed()) {
         eprintln!("\nmatrix summary (format x scenario):\n{table}");
     }
     conclusion.exit_code()

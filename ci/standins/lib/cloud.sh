@@ -62,9 +62,9 @@ standin_cloud() {
     rm -rf "$d"
 
     qemu-img convert -f raw -O qcow2 "$bios" "$work/do.qcow2"
-    gzip -1 -c "$work/do.qcow2" >"$(cloud_file do nixos.qcow2.gz)"
+    gzip -1 -c "$work/do.qcow2" >"$(cloud_file "do" nixos.qcow2.gz)"
     rm -f "$work/do.qcow2"
-    add_standin do do multi-user 257 "gzip-compressed qcow2 of the raw stand-in"
+    add_standin "do" "do" multi-user 257 "gzip-compressed qcow2 of the raw stand-in"
     # proxmox: a VMA archive (drive-virtio0 = the raw stand-in), zstd-compressed.
     python3 "$(dirname "${BASH_SOURCE[0]}")/vma.py" "$bios" "$(printf 'bios: seabios\nvirtio0: local-lvm:vm-9999-disk-0\n')" "$work/proxmox.vma"
     zstd -q -T2 -3 --rm "$work/proxmox.vma" -o "$(cloud_file proxmox vzdump-qemu-nixos-standin.vma.zst)"

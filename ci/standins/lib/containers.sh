@@ -10,7 +10,7 @@ container_tree() {
     local r=$2
     rm -rf "$r"
     cp -a "$1" "$r"
-    rm -rf "$r/boot" "$r/usr/lib/modules" "$r"/vmlinuz* "$r"/initrd.img*
+    rm -rf "${r:?}/boot" "${r:?}/usr/lib/modules" "${r:?}"/vmlinuz* "${r:?}"/initrd.img*
     printf '# stand-in container: nothing to mount\n' >"$r/etc/fstab"
     autologin_dropin "$r/etc/systemd/system/console-getty.service.d"
     cat >"$r/etc/systemd/system/standin-console-getty.service" <<'UNIT'

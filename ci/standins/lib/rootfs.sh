@@ -128,8 +128,9 @@ UNIT
 }
 
 # kernel_of DIR / initrd_of DIR: the one kernel and initramfs of a root file system.
-kernel_of() { local k; k=$(cd "$1/boot" && ls vmlinuz-* | head -n1); echo "/boot/$k"; }
-initrd_of() { local i; i=$(cd "$1/boot" && ls initrd.img-* | head -n1); echo "/boot/$i"; }
+# The first in glob order (as `ls | head -n1` gave); none is a failure.
+kernel_of() { local k; for k in "$1"/boot/vmlinuz-*; do break; done; [ -e "$k" ] && echo "/boot/${k##*/}"; }
+initrd_of() { local i; for i in "$1"/boot/initrd.img-*; do break; done; [ -e "$i" ] && echo "/boot/${i##*/}"; }
 
 # make_ext4 DIR IMAGE: an ext4 file system labelled nixos holding DIR, sized to fit with room.
 make_ext4() {

@@ -141,8 +141,10 @@ UNIT
 standin_initrd_root() {
     local tr=$1 initrd=$2 d="$work/initrd-overlay"
     mkdir -p "$d/scripts"
+    # shellcheck disable=SC2016 # ${ROOTDELAY:-30} is text for the initramfs script
     sed 's/^\([[:space:]]*\)slumber=30$/\1slumber=${ROOTDELAY:-30}/' \
         "$tr/usr/share/initramfs-tools/scripts/local" >"$d/scripts/local"
+    # shellcheck disable=SC2016 # the same text
     grep -q 'slumber=${ROOTDELAY:-30}' "$d/scripts/local" || die "initramfs-tools' scripts/local changed"
     tiny_root "$work/tiny-initrd" "$tr"
     (cd "$d" && printf '%s\n' scripts scripts/local | cpio --quiet -o -H newc -R 0:0 | gzip -9) \

@@ -73,6 +73,7 @@ QEMU
         cat <<'QEMU'
     -kernel "$share/kernel" -initrd "$share/initrd" \
 QEMU
+        # shellcheck disable=SC2016 # text of the run script, expanded when it runs
         printf '    -append "$(cat "$share/kernel-params") %s $QEMU_KERNEL_PARAMS" \\\n' "$consoles"
     fi
     if [ "$gfx" = nographic ]; then

@@ -185,16 +185,13 @@ impl TextDetector {
 pub const KERNEL_TIMESTAMP: &str = r"\[ *\d+\.\d{6}\] ";
 
 /// Removes ANSI/VT100 escape sequences, carriage returns and the other control characters
-/// except newline and tab.
+/// except newline and tab (the `strip-ansi-escapes` crate, a VT parser; it keeps only newlines
+/// of the controls, so tabs are kept around it).
 pub fn strip_ansi(text: &str) -> String {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    let re = RE.get_or_init(|| {
-        // CSI sequences, OSC sequences (ended by BEL or ST), charset selections, and the
-        // two-byte escapes OVMF and systemd emit.
-        Regex::new(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][A-Za-z0-9]|\x1b[@-Z\\-_=>78c]")
-            .expect("valid ANSI pattern")
-    });
-    re.replace_all(text, "")
+    text.split('\t')
+        .map(strip_ansi_escapes::strip_str)
+        .collect::<Vec<_>>()
+        .join("\t")
         .chars()
         .filter(|c| *c == '\n' || *c == '\t' || !c.is_control())
         .collect()
@@ -365,5 +362,9 @@ mod tests {
             "[  OK  ] Reached target multi-user.target"
         );
         assert_eq!(strip_ansi("\x1b[2J\x1b[01;01HBdsDxe: x"), "BdsDxe: x");
+        assert_eq!(
+            strip_ansi("a\tb\x1b]0;title\x07c\x1b(Bd\u{9b}e\x08\n"),
+            "a\tbcde\n"
+        );
     }
 }

@@ -15,11 +15,14 @@ use crate::notify::NotifyChannel;
 use crate::options::{AccelChoice, BootOptions};
 use crate::qemu::{QemuExit, QemuProcess};
 use crate::qmp::{Qmp, QmpEvent};
-use crate::rundir::RunDir;
+use crate::rundir::{RunDir, RunFiles};
 
 mod start;
 use crate::serial::LogTail;
-use crate::{Accel, Event, Evidence, HarnessError, Outcome, ReadinessSource, Reason, Verdict};
+use crate::{
+    Accel, Event, Evidence, Firmware, HarnessError, Outcome, ReadinessSource, Reason,
+    TransportKind, Verdict,
+};
 use start::Launched;
 
 /// How often the console log is read.
@@ -54,7 +57,9 @@ pub struct Machine {
     accel: Accel,
     timeout: Duration,
     command_line: Vec<String>,
-    transport: String,
+    firmware: Firmware,
+    transport: TransportKind,
+    serial_only_reason: Option<String>,
     progress: UnboundedSender<Event>,
     verdict: Option<Verdict>,
     screenshot: Option<PathBuf>,
@@ -106,13 +111,15 @@ impl Machine {
             },
             image::prepare(format, &file, &dir)
         );
+        let bootable = bootable?;
+        let firmware = crate::launch::firmware_for(&bootable, opts, format.profile);
         let (_, qmp_events) = mpsc::unbounded_channel();
         let mut machine = Machine {
             qmp: None,
             qemu: None,
             notify: None,
             run_dir: Some(run_dir),
-            serial_sock: dir.join("serial.sock"),
+            serial_sock: RunFiles::of(&dir).serial_sock(),
             consoles: consoles(&dir),
             path: dir,
             qmp_events,
@@ -123,11 +130,13 @@ impl Machine {
             accel,
             timeout: opts.timeout_for(accel),
             command_line: Vec::new(),
-            transport: String::new(),
+            firmware,
+            transport: TransportKind::SerialOnly,
+            serial_only_reason: None,
             progress,
             verdict: None,
             screenshot: None,
-            bootable: bootable?,
+            bootable,
             opts: opts.clone(),
             // A guest of this process died of KVM earlier: this one starts under TCG, and says why.
             kvm_dropped: accel::kvm_dropped()
@@ -205,7 +214,9 @@ impl Machine {
             accel: self.accel,
             kvm_dropped: self.kvm_dropped.clone(),
             source: decision.source,
-            transport: self.transport.clone(),
+            firmware: self.firmware,
+            transport: self.transport,
+            serial_only_reason: self.serial_only_reason.clone(),
             milestones: self.judge.milestones(),
             targets: notify.targets,
             hostname: notify.hostname,
@@ -214,10 +225,10 @@ impl Machine {
             elapsed: self.started.elapsed(),
             run_dir: (failed || self.opts.keep).then(|| self.path.clone()),
             evidence: Evidence {
-                serial_log: self.path.join("serial.log"),
-                qemu_stderr: self.path.join("qemu.stderr"),
-                qmp_log: self.path.join("qmp.log"),
-                notify_log: Some(self.path.join(crate::notify::LOG_NAME)).filter(|p| p.exists()),
+                serial_log: self.files().serial_log(),
+                qemu_stderr: self.files().qemu_stderr(),
+                qmp_log: self.files().qmp_log(),
+                notify_log: Some(self.files().notify_log()).filter(|p| p.exists()),
                 screenshot: self.screenshot.clone(),
             },
             qemu_args: self.command_line.clone(),
@@ -316,12 +327,14 @@ impl Machine {
         if self.accel != Accel::None {
             return None;
         }
-        ["qemu.stderr", "serial.log"].iter().find_map(|name| {
-            let bytes = std::fs::read(self.path.join(name)).unwrap_or_default();
-            let text = crate::detect::strip_ansi(&String::from_utf8_lossy(&bytes));
-            let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
-            Some(last.trim().to_string())
-        })
+        [self.files().qemu_stderr(), self.files().serial_log()]
+            .iter()
+            .find_map(|path| {
+                let bytes = std::fs::read(path).unwrap_or_default();
+                let text = crate::detect::strip_ansi(&String::from_utf8_lossy(&bytes));
+                let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
+                Some(last.trim().to_string())
+            })
     }
 
     /// The line of qemu.stderr naming an accelerator failure (under KVM only).
@@ -329,8 +342,13 @@ impl Machine {
         if self.accel != Accel::Kvm {
             return None;
         }
-        let stderr = std::fs::read_to_string(self.path.join("qemu.stderr")).unwrap_or_default();
+        let stderr = std::fs::read_to_string(self.files().qemu_stderr()).unwrap_or_default();
         accel::accelerator_failure(&stderr)
+    }
+
+    /// The files of its run directory.
+    fn files(&self) -> RunFiles<'_> {
+        RunFiles::of(&self.path)
     }
 
     /// Reads the console and firmware logs and feeds what is new to the judge.
@@ -414,7 +432,7 @@ impl Machine {
 
     /// Saves the guest's display as a PNG in the run directory.
     pub async fn screenshot(&mut self) -> Result<PathBuf, HarnessError> {
-        let path = self.path.join("screenshot.png");
+        let path = self.files().screenshot();
         let qmp = self.qmp.as_mut().ok_or_else(|| HarnessError::Qmp {
             command: "screendump".into(),
             detail: "no QMP session".into(),
@@ -444,9 +462,9 @@ impl Machine {
 
 fn consoles(dir: &Path) -> [LogTail; 3] {
     [
-        LogTail::new(&dir.join("firmware.log")),
-        LogTail::new(&dir.join("serial.log")),
-        LogTail::new(&dir.join("qemu.stdout")),
+        LogTail::new(&RunFiles::of(dir).firmware_log()),
+        LogTail::new(&RunFiles::of(dir).serial_log()),
+        LogTail::new(&RunFiles::of(dir).qemu_stdout()),
     ]
 }
 

@@ -14,8 +14,9 @@ use crate::launch::launch_for;
 use crate::notify::{NotifyChannel, NotifyOptions};
 use crate::options::{AccelChoice, NotifyChoice};
 use crate::qemu::{tail, QemuProcess};
-use crate::qmp::{Qmp, QmpEvent};
+use crate::qmp::{ConnectFailure, Qmp, QmpEvent};
 use crate::rundir::RunDir;
+use crate::rundir::RunFiles;
 use crate::{Accel, Event, HarnessError};
 
 /// How a launch of QEMU went.
@@ -68,6 +69,7 @@ impl Machine {
     /// Starts QEMU (and the notify channel) under `accel` and connects QMP.
     pub(super) async fn launch(&mut self, accel: Accel) -> Result<Launched, HarnessError> {
         let dir = self.path.clone();
+        let files = RunFiles::of(&dir);
         let mut launch = launch_for(&self.bootable, &self.opts, accel, &dir)?;
         let notify_opts = NotifyOptions {
             choice: self.opts.notify.clone(),
@@ -97,7 +99,7 @@ impl Machine {
         let qmp = match connected {
             Ok(q) => q,
             Err(detail) => {
-                let stderr = std::fs::read_to_string(dir.join("qemu.stderr")).unwrap_or_default();
+                let stderr = std::fs::read_to_string(files.qemu_stderr()).unwrap_or_default();
                 match accel::accelerator_failure(&stderr) {
                     Some(line) if accel == Accel::Kvm && self.opts.accel == AccelChoice::Auto => {
                         qemu.stop().await;
@@ -110,10 +112,7 @@ impl Machine {
                         qemu.stop().await;
                         drop(notify);
                         return Err(HarnessError::QemuStart {
-                            detail: format!(
-                                "{detail}; stderr: {}",
-                                tail(&dir.join("qemu.stderr"), 3)
-                            ),
+                            detail: format!("{detail}; stderr: {}", tail(&files.qemu_stderr(), 3)),
                             run_dir: self.run_dir.take().map_or(dir, RunDir::keep),
                         });
                     }
@@ -128,7 +127,8 @@ impl Machine {
             true => Judge::for_container(notify_live),
             false => Judge::new(notify_live),
         };
-        self.transport = notify.transport().to_string();
+        self.transport = notify.transport().kind();
+        self.serial_only_reason = notify.transport().serial_only_reason().map(str::to_owned);
         self.notify = Some(notify);
         self.qmp_events = qmp_events;
         self.consoles = consoles(&dir);
@@ -156,8 +156,12 @@ impl Machine {
         if let Some(n) = self.notify.take() {
             n.close().await;
         }
-        for (from, to) in [("qemu.stderr", "kvm.stderr"), ("qmp.log", "kvm-qmp.log")] {
-            let _ = std::fs::rename(self.path.join(from), self.path.join(to));
+        let files = RunFiles::of(&self.path);
+        for (from, to) in [
+            (files.qemu_stderr(), files.kvm_stderr()),
+            (files.qmp_log(), files.kvm_qmp_log()),
+        ] {
+            let _ = std::fs::rename(from, to);
         }
         let _ = self.progress.send(Event::Restarted {
             accel: Accel::Tcg,
@@ -177,19 +181,17 @@ async fn connect_qmp(
     started: Instant,
     tx: UnboundedSender<QmpEvent>,
 ) -> Result<Qmp, String> {
-    let sock = dir.join("qmp.sock");
-    loop {
-        if let Some(exit) = qemu.try_exited() {
-            return Err(exit.to_string());
-        }
-        if sock.exists() {
-            if let Ok(q) = Qmp::connect(&sock, &dir.join("qmp.log"), started, tx.clone()).await {
-                return Ok(q);
-            }
-        }
-        if started.elapsed() > QMP_START {
-            return Err(format!("no QMP socket within {}s", QMP_START.as_secs()));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    Qmp::connect_when_ready(
+        &RunFiles::of(dir).qmp_sock(),
+        &RunFiles::of(dir).qmp_log(),
+        started,
+        tx,
+        QMP_START,
+        || qemu.try_exited().map(|exit| exit.to_string()),
+    )
+    .await
+    .map_err(|failure| match failure {
+        ConnectFailure::Exited(how) => how,
+        ConnectFailure::Timeout => format!("no QMP socket within {}s", QMP_START.as_secs()),
+    })
 }

@@ -69,6 +69,8 @@ pub use transport::{
 
 use helper::Helper;
 
+use crate::rundir::RunFiles;
+
 /// The vsock port the guest connects to with transport 2 (the helper is private to the run,
 /// so a fixed port cannot collide).
 pub const HELPER_PORT: u32 = 9876;
@@ -157,7 +159,7 @@ impl NotifyChannel {
             socket,
             tx,
             opened,
-            Some(open_log(&run_dir.join(LOG_NAME))?),
+            Some(open_log(&RunFiles::of(run_dir).notify_log())?),
         ));
         let qemu_args = vec![
             format!("--bind={}:{CONTAINER_NOTIFY_DIR}", dir.display()),
@@ -172,12 +174,13 @@ impl NotifyChannel {
         ))
     }
 
-    /// A channel whose listener task is running; the other parts are for the callers to add.
+    /// THE channel literal: one whose listener task (if any) is running; the other parts are
+    /// for the callers to add.
     fn listening(
         transport: Transport,
         qemu_args: Vec<String>,
         rx: mpsc::Receiver<NotifyMessage>,
-        task: JoinHandle<()>,
+        task: impl Into<Option<JoinHandle<()>>>,
         opened: Instant,
     ) -> NotifyChannel {
         NotifyChannel {
@@ -186,7 +189,7 @@ impl NotifyChannel {
             memory_mib: None,
             rx,
             _idle_tx: None,
-            task: Some(task),
+            task: task.into(),
             helper: None,
             _vhost_fd: None,
             opened,
@@ -196,18 +199,10 @@ impl NotifyChannel {
 
     fn serial_only(reason: String, opened: Instant) -> NotifyChannel {
         let (tx, rx) = mpsc::channel(1);
-        NotifyChannel {
-            transport: Transport::SerialOnly { reason },
-            qemu_args: Vec::new(),
-            memory_mib: None,
-            rx,
-            _idle_tx: Some(tx),
-            task: None,
-            helper: None,
-            _vhost_fd: None,
-            opened,
-            first_message_at: None,
-        }
+        let transport = Transport::SerialOnly { reason };
+        let mut chan = NotifyChannel::listening(transport, Vec::new(), rx, None, opened);
+        chan._idle_tx = Some(tx);
+        chan
     }
 
     fn open_vhost_vsock(
@@ -236,7 +231,7 @@ impl NotifyChannel {
             tx,
             opts.read_limits,
             opened,
-            Some(open_log(&run_dir.join(LOG_NAME))?),
+            Some(open_log(&RunFiles::of(run_dir).notify_log())?),
         ));
         let mut qemu_args = transport::vhost_vsock_args(cid, fd.as_raw_fd());
         qemu_args.extend(credential_args(&opts.guest_arch, port));
@@ -257,8 +252,8 @@ impl NotifyChannel {
         opened: Instant,
     ) -> Result<NotifyChannel, NotifyError> {
         let program = find_helper(opts.helper.as_deref())?;
-        let vhost_socket = run_dir.join("vhost.sock");
-        let uds = run_dir.join("vsock");
+        let vhost_socket = RunFiles::of(run_dir).vhost_sock();
+        let uds = RunFiles::of(run_dir).vsock_uds();
         let listen = PathBuf::from(format!("{}_{HELPER_PORT}", uds.display()));
         for path in [&vhost_socket, &listen] {
             let len = path.as_os_str().len();
@@ -279,7 +274,7 @@ impl NotifyChannel {
             &program,
             &vhost_socket,
             &uds,
-            &run_dir.join("vhost-device-vsock.log"),
+            &RunFiles::of(run_dir).helper_log(),
             opts.helper_process_group,
         )
         .await?;
@@ -290,7 +285,7 @@ impl NotifyChannel {
             tx,
             opts.read_limits,
             opened,
-            Some(open_log(&run_dir.join(LOG_NAME))?),
+            Some(open_log(&RunFiles::of(run_dir).notify_log())?),
         ));
         let mut qemu_args = transport::vhost_user_args(opts.memory_mib, &vhost_socket);
         qemu_args.extend(credential_args(&opts.guest_arch, HELPER_PORT));

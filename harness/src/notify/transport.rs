@@ -69,15 +69,31 @@ impl Transport {
     pub fn is_serial_only(&self) -> bool {
         matches!(self, Transport::SerialOnly { .. })
     }
+
+    /// Its kind, as a verdict records it.
+    pub fn kind(&self) -> crate::TransportKind {
+        match self {
+            Transport::VhostVsock { .. } => crate::TransportKind::VhostVsock,
+            Transport::VhostDeviceVsock { .. } => crate::TransportKind::VhostDeviceVsock,
+            Transport::UnixDatagram { .. } => crate::TransportKind::UnixDatagram,
+            Transport::SerialOnly { .. } => crate::TransportKind::SerialOnly,
+        }
+    }
+
+    /// Why it is serial-only, when it is.
+    pub fn serial_only_reason(&self) -> Option<&str> {
+        match self {
+            Transport::SerialOnly { reason } => Some(reason),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Transport::VhostVsock { .. } => f.write_str("vhost-vsock"),
-            Transport::VhostDeviceVsock { .. } => f.write_str("vhost-device-vsock"),
-            Transport::UnixDatagram { .. } => f.write_str("unix-datagram"),
-            Transport::SerialOnly { reason } => write!(f, "serial-only: {reason}"),
+        match self.serial_only_reason() {
+            Some(reason) => write!(f, "{}: {reason}", self.kind()),
+            None => write!(f, "{}", self.kind()),
         }
     }
 }

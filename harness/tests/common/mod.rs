@@ -5,68 +5,26 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use serde::Deserialize;
 
 /// One guest at a time in a test binary (the machine has 2 shared cores).
 pub static GUEST_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// One `[[standin]]` of the manifest.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Standin {
-    /// Subdirectory name.
-    pub name: String,
-    /// Registry format it imitates.
-    pub format: String,
-    /// `multi-user` or a failure reason.
-    pub expect: String,
-    /// systemd version inside.
-    pub systemd: u32,
-    /// One line.
-    pub description: String,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    standin: Vec<Standin>,
-}
+pub use test_support::Standin;
 
 /// The stand-ins directory: `$NIXGEN_STANDINS`, else what `ci/standins/build` prints.
 /// Neither working is a test failure with the reason, never a silent pass.
 pub fn standins_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("NIXGEN_STANDINS") {
-        return PathBuf::from(dir);
-    }
-    let build = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/standins/build");
-    let out = std::process::Command::new("bash")
-        .arg(&build)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "NIXGEN_STANDINS unset and {} failed to run: {e}",
-                build.display()
-            )
-        });
-    assert!(
-        out.status.success(),
-        "NIXGEN_STANDINS unset and {} failed ({})",
-        build.display(),
-        out.status
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    test_support::standins_dir(&workspace).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The manifest's entries.
+/// The manifest's entries (a failure, never empty).
 pub fn manifest(dir: &Path) -> Vec<Standin> {
-    let path = dir.join("manifest.toml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let m: Manifest = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(!m.standin.is_empty(), "empty manifest {}", path.display());
-    m.standin
+    let all = test_support::read_manifest(dir).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!all.is_empty(), "empty manifest in {}", dir.display());
+    all
 }
 
 /// Pids of live (non-zombie) processes whose command line mentions `needle`.

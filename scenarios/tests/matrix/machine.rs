@@ -8,15 +8,14 @@ use std::{
 };
 
 use formats::Format;
-use harness::{BootOptions, Machine, Outcome, Verdict};
+use harness::{BootOptions, Machine};
 use scenarios::{
-    boot::BootRecord,
     guest::{Guest, PowerOff},
     redact::Roots,
-    source::Images,
     text::tail_lines,
     Scenario,
 };
+use test_support::source::Images;
 
 /// Lines of serial log a failure message shows.
 const TAIL: usize = 30;
@@ -47,32 +46,6 @@ impl Guest for MachineGuest<'_> {
                 exit_status: off.exit_status,
             })
             .map_err(|e| e.to_string())
-    }
-}
-
-/// A serde enum's kebab-case name.
-fn kebab<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// The plain-data record of a verdict, for the scenarios.
-fn record(verdict: &Verdict, run_dir: &Path) -> BootRecord {
-    BootRecord {
-        ready: verdict.is_ready(),
-        failure: match &verdict.outcome {
-            Outcome::Ready => None,
-            Outcome::Failed { reason, detail } => Some(format!("{}: {detail}", reason.name())),
-        },
-        milestones: verdict.milestones.iter().map(|m| kebab(&m.kind)).collect(),
-        readiness: kebab(&verdict.source),
-        transport: verdict.transport.clone(),
-        targets: verdict.targets.iter().map(|(t, _)| t.clone()).collect(),
-        qemu_args: verdict.qemu_args.clone(),
-        run_dir: Some(run_dir.to_owned()),
-        hostname: verdict.hostname.clone(),
     }
 }
 
@@ -200,10 +173,9 @@ async fn run_async(
         }
     };
     let verdict = machine.wait_ready().await;
-    let record = record(&verdict, machine.run_dir());
     let serial_log = verdict.evidence.serial_log.clone();
     let roots = Roots {
-        run_dir: None,
+        run_dir: Some(machine.run_dir().to_owned()),
         images: images.root.clone(),
     };
     let mut runs = Vec::with_capacity(scenarios.len());
@@ -213,7 +185,7 @@ async fn run_async(
             serial_log: serial_log.clone(),
         };
         let result =
-            scenarios::run_scenario(scenario, format.profile, &mut guest, &record, &roots).await;
+            scenarios::run_scenario(scenario, format.profile, &mut guest, &verdict, &roots).await;
         // The tail now: the run directory may go away with the guest.
         let result = result.map_err(|reason| (reason, evidence_tail(&serial_log)));
         runs.push((scenario, result, clock.elapsed()));

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use scenarios::{source::SourceKind, Scenario};
+use scenarios::Scenario;
+use test_support::source::SourceKind;
 
 /// The repository's `snapshots/` directory.
 fn snapshot_dir() -> PathBuf {

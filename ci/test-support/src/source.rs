@@ -11,6 +11,8 @@ use std::{
 
 use serde::Deserialize;
 
+use crate::standins::{good_per_format, read_manifest, standins_dir, StandinsError};
+
 /// Which kind of image source the matrix uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
@@ -76,15 +78,10 @@ pub enum SourceError {
         /// Exit status or I/O error.
         detail: String,
     },
-    /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The stand-ins manifest or the build's JSON does not parse.
+    /// The stand-ins could not be found or read.
+    #[error(transparent)]
+    Standins(#[from] StandinsError),
+    /// The build's JSON does not parse.
     #[error("cannot parse {what}: {detail}")]
     Parse {
         /// Which document.
@@ -92,55 +89,6 @@ pub enum SourceError {
         /// The parser's message.
         detail: String,
     },
-}
-
-/// One entry of `STANDINS/manifest.toml`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Standin {
-    /// Subdirectory of the stand-ins directory, laid out like the format's build result.
-    pub name: String,
-    /// The registry format it imitates.
-    pub format: String,
-    /// `multi-user`, or the failure reason a harness test expects.
-    pub expect: String,
-    /// The systemd version inside.
-    #[serde(default)]
-    pub systemd: Option<u32>,
-    /// One line.
-    #[serde(default)]
-    pub description: String,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    #[serde(default)]
-    standin: Vec<Standin>,
-}
-
-/// The stand-ins directory: `$NIXGEN_STANDINS`, else what `ci/standins/build` (under
-/// `workspace`) prints, building them if they are not cached.
-pub fn standins_dir(workspace: &Path) -> Result<PathBuf, SourceError> {
-    match std::env::var_os("NIXGEN_STANDINS").filter(|v| !v.is_empty()) {
-        Some(dir) => Ok(PathBuf::from(dir)),
-        None => {
-            let script = workspace.join("ci/standins/build");
-            Ok(PathBuf::from(run_for_stdout(Command::new(&script))?.trim()))
-        }
-    }
-}
-
-/// Every entry of a stand-ins directory's `manifest.toml`, good and broken.
-pub fn read_manifest(dir: &Path) -> Result<Vec<Standin>, SourceError> {
-    let path = dir.join("manifest.toml");
-    let text = std::fs::read_to_string(&path).map_err(|source| SourceError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let manifest: Manifest = toml::from_str(&text).map_err(|e| SourceError::Parse {
-        what: path.display().to_string(),
-        detail: e.to_string(),
-    })?;
-    Ok(manifest.standin)
 }
 
 /// The images of one source: format name -> image (a file or a build result directory).
@@ -168,21 +116,12 @@ impl Images {
     /// each format, preferring the newest systemd where several imitate the same format.
     pub fn from_standins(dir: &Path) -> Result<Images, SourceError> {
         let manifest = read_manifest(dir)?;
-        let mut chosen: BTreeMap<String, &Standin> = BTreeMap::new();
-        for s in manifest.iter().filter(|s| s.expect == "multi-user") {
-            let better = chosen.get(&s.format).map_or(true, |old| {
-                s.systemd.unwrap_or(0) > old.systemd.unwrap_or(0)
-            });
-            if better {
-                chosen.insert(s.format.clone(), s);
-            }
-        }
         Ok(Images {
             kind: SourceKind::Standins,
             root: Some(dir.to_owned()),
-            by_format: chosen
+            by_format: good_per_format(&manifest)
                 .into_iter()
-                .map(|(format, s)| (format, dir.join(&s.name)))
+                .map(|(format, s)| (format.to_owned(), dir.join(&s.name)))
                 .collect(),
         })
     }
@@ -260,34 +199,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn manifest_keeps_good_standins_and_prefers_newer_systemd() {
-        let dir = std::env::temp_dir().join(format!("ng-src-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("manifest.toml"),
-            r#"
-[[standin]]
-name = "raw-efi-bookworm"
-format = "raw-efi"
-expect = "multi-user"
-systemd = 252
-[[standin]]
-name = "raw-efi"
-format = "raw-efi"
-expect = "multi-user"
-systemd = 257
-[[standin]]
-name = "raw-panic"
-format = "raw"
-expect = "kernel-panic"
-systemd = 257
-"#,
-        )
-        .unwrap();
-        let images = Images::from_standins(&dir).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(images.get("raw-efi"), Some(dir.join("raw-efi").as_path()));
-        assert_eq!(images.get("raw"), None);
+    fn standins_map_each_format_to_its_directory() {
+        // The choice among several stand-ins of a format is `standins::good_per_format`'s.
+        let dir = tempfile::tempdir().unwrap();
+        let entry =
+            "[[standin]]\nname = \"raw-efi-x\"\nformat = \"raw-efi\"\nexpect = \"multi-user\"\n";
+        std::fs::write(dir.path().join("manifest.toml"), entry).unwrap();
+        let images = Images::from_standins(dir.path()).unwrap();
+        let expected = dir.path().join("raw-efi-x");
+        assert_eq!(images.get("raw-efi"), Some(expected.as_path()));
         assert_eq!(images.formats().collect::<Vec<_>>(), ["raw-efi"]);
     }
 

@@ -3,8 +3,6 @@
 
 use std::{collections::BTreeMap, sync::Mutex, time::Duration};
 
-use crate::Scenario;
-
 /// How one trial ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -16,23 +14,32 @@ pub enum Status {
     Ignored,
 }
 
-/// The results recorded by the trials, shared between their threads.
-#[derive(Default)]
-pub struct Summary {
-    rows: Mutex<BTreeMap<(String, Scenario), (Status, Duration)>>,
+/// The results recorded by the trials, shared between their threads: one row per format, one
+/// column per scenario (`S`, the matrix's scenario type; its names are given to [`Summary::table`]).
+pub struct Summary<S> {
+    rows: Mutex<BTreeMap<(String, S), (Status, Duration)>>,
 }
 
-impl Summary {
+impl<S> Default for Summary<S> {
+    fn default() -> Self {
+        Summary {
+            rows: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl<S: Copy + Ord> Summary<S> {
     /// Records one trial's end.
-    pub fn record(&self, format: &str, scenario: Scenario, status: Status, took: Duration) {
+    pub fn record(&self, format: &str, scenario: S, status: Status, took: Duration) {
         self.rows
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert((format.to_owned(), scenario), (status, took));
     }
 
-    /// The table, or `None` when no trial ran.
-    pub fn table(&self, wall: Duration) -> Option<String> {
+    /// The table with `columns` (each scenario and its name) in that order, or `None` when no
+    /// trial ran.
+    pub fn table(&self, columns: &[(S, &str)], wall: Duration) -> Option<String> {
         let rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
         if rows.is_empty() {
             return None;
@@ -44,14 +51,14 @@ impl Summary {
         };
         let width = formats.iter().map(|f| f.len()).max().unwrap_or(6).max(6);
         let mut out = format!("{:width$}", "format");
-        for s in Scenario::ALL {
-            out.push_str(&format!("  {:>12}", s.name()));
+        for (_, name) in columns {
+            out.push_str(&format!("  {name:>12}"));
         }
         out.push('\n');
         let (mut pass, mut fail, mut ignored, mut busy) = (0, 0, 0, Duration::ZERO);
         for f in formats {
             out.push_str(&format!("{f:width$}"));
-            for s in Scenario::ALL {
+            for &(s, _) in columns {
                 let cell = match rows.get(&(f.clone(), s)) {
                     None => "-".to_owned(),
                     Some((Status::Ignored, _)) => "ignored".to_owned(),
@@ -88,24 +95,16 @@ impl Summary {
 mod tests {
     use super::*;
 
+    const COLUMNS: [(u8, &str); 2] = [(0, "boot"), (3, "poweroff")];
+
     #[test]
     fn table_shows_every_recorded_cell_and_totals() {
         let summary = Summary::default();
-        assert!(summary.table(Duration::ZERO).is_none());
-        summary.record(
-            "raw-efi",
-            Scenario::Boot,
-            Status::Pass,
-            Duration::from_secs(21),
-        );
-        summary.record(
-            "raw-efi",
-            Scenario::Poweroff,
-            Status::Fail,
-            Duration::from_secs(80),
-        );
-        summary.record("docker", Scenario::Boot, Status::Ignored, Duration::ZERO);
-        let table = summary.table(Duration::from_secs(101)).unwrap();
+        assert!(summary.table(&COLUMNS, Duration::ZERO).is_none());
+        summary.record("raw-efi", 0, Status::Pass, Duration::from_secs(21));
+        summary.record("raw-efi", 3, Status::Fail, Duration::from_secs(80));
+        summary.record("docker", 0, Status::Ignored, Duration::ZERO);
+        let table = summary.table(&COLUMNS, Duration::from_secs(101)).unwrap();
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("format"), "{table}");
         assert!(
