@@ -143,6 +143,10 @@ async fn check_one(
         run_dir: None,
         bad_input: false,
     };
+    let opts = &BootOptions {
+        pair: target.pair.clone(),
+        ..opts.clone()
+    };
     let boot = async {
         let mut machine = Machine::start(target.format, &target.image, opts, tx).await?;
         let verdict = machine.wait_ready().await;

@@ -64,6 +64,21 @@ pub(crate) fn launch_for(
             initrd,
             cmdline,
         } => qemu(profile::kexec(kernel, initrd, cmdline)),
+        Bootable::DiskKernel {
+            kernel,
+            initrd,
+            cmdline,
+            disk,
+            bus,
+            swap,
+        } => qemu(profile::disk_kernel(
+            kernel,
+            initrd,
+            cmdline,
+            disk,
+            *bus,
+            swap.as_deref(),
+        )),
     };
     args.extend(opts.extra_qemu_args.iter().cloned());
     Ok(Launch {

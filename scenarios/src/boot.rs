@@ -54,7 +54,15 @@ pub fn firmware(profile: Profile, qemu_args: &[String]) -> Firmware {
     });
     match (uefi, profile) {
         (true, _) => Firmware::Uefi,
-        (false, Profile::DirectKernel | Profile::Kexec | Profile::Container) => Firmware::None,
+        (
+            false,
+            Profile::DirectKernel
+            | Profile::Kexec
+            | Profile::Container
+            | Profile::ContainerMetadata
+            | Profile::KernelFromDisk
+            | Profile::Extlinux,
+        ) => Firmware::None,
         (false, _) => Firmware::Bios,
     }
 }
