@@ -220,7 +220,7 @@ fn every_broken_standin_fails_with_its_reason() {
 /// What a refused stand-in's one-line error must say.
 fn refusal(name: &str) -> &'static str {
     match name {
-        "proxmox-truncated" => "the archive is truncated: extent",
+        "proxmox-truncated" => "the archive is truncated (extent",
         "lxc-metadata-mismatch" => {
             "metadata.yaml says architecture aarch64 but the lxc root file system is x86_64"
         }

@@ -35,7 +35,7 @@ pub enum VmaError {
     #[error("not a VMA archive: {0}")]
     Format(String),
     /// It ends in the middle of an extent.
-    #[error("the archive is truncated: {0}")]
+    #[error("the archive is truncated ({0}): copy or download it again")]
     Truncated(String),
 }
 
@@ -139,7 +139,15 @@ fn extract(mut r: impl Read, out: &Path) -> Result<ExtractedDisk, VmaError> {
     let mut extent = [0u8; EXTENT_HEADER];
     let mut block = vec![0u8; BLOCK];
     let mut n = 0u64;
-    while read_full(&mut r, &mut extent)? {
+    let within = |n: u64, what: &'static str| {
+        move |e: VmaError| match e {
+            VmaError::Truncated(got) => {
+                VmaError::Truncated(format!("extent {n} ends in its {what}: {got}"))
+            }
+            e => e,
+        }
+    };
+    while read_full(&mut r, &mut extent).map_err(within(n + 1, "header"))? {
         n += 1;
         if &extent[..4] != b"VMAE" {
             return Err(VmaError::Format(format!("extent {n} has no VMAE magic")));
@@ -157,7 +165,7 @@ fn extract(mut r: impl Read, out: &Path) -> Result<ExtractedDisk, VmaError> {
                     continue;
                 }
                 blocks += 1;
-                if !read_full(&mut r, &mut block)? {
+                if !read_full(&mut r, &mut block).map_err(within(n, "data"))? {
                     return Err(VmaError::Truncated(format!("extent {n} ends early")));
                 }
                 if id != dev {
@@ -276,6 +284,21 @@ mod tests {
         std::fs::write(&a, &full[..full.len() - 100]).unwrap();
         let err = extract_first_disk(&a, &out).unwrap_err();
         assert!(matches!(err, VmaError::Truncated(_)), "{err}");
+        assert!(
+            err.to_string()
+                .contains("ends in its data: 3996 of 4096 bytes"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().ends_with("copy or download it again"),
+            "{err}"
+        );
+        std::fs::write(&a, &full[..12288 + 100]).unwrap();
+        let err = extract_first_disk(&a, &out).unwrap_err().to_string();
+        assert!(
+            err.contains("extent 1 ends in its header: 100 of 512 bytes"),
+            "{err}"
+        );
         let mut lying = full.clone();
         lying[12288 + 7] ^= 1; // the first extent's block count
         std::fs::write(&a, &lying).unwrap();
