@@ -55,6 +55,16 @@ pub fn check_bootable(request: &BuildRequest, run: bool) -> Result<(), Exit> {
     if run && request.formats.len() != 1 {
         return Err(bad_input("--run boots one format: pass a single -f"));
     }
+    if run
+        && request
+            .formats
+            .iter()
+            .any(|f| f.profile == formats::Profile::ContainerMetadata)
+    {
+        return Err(bad_input(
+            "--run boots one format and lxc-metadata is checked with its lxc pair: --run -f lxc boots the root file system, --check -f lxc -f lxc-metadata checks the pair",
+        ));
+    }
     for f in &request.formats {
         if let Some(why) = &f.not_checked {
             return Err(bad_input(format!(

@@ -192,6 +192,10 @@ fn bad_input_exits_2_with_one_line() {
             vec!["-f", "iso", "-f", "vm", "--run"],
             "--run boots one format",
         ),
+        (
+            vec!["-f", "lxc-metadata", "--run"],
+            "--run -f lxc boots the root file system",
+        ),
     ] {
         let out = sb.run(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));

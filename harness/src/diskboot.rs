@@ -370,4 +370,38 @@ mod tests {
         assert_eq!(none, None);
         assert_eq!(std::fs::read(&disk).unwrap(), bytes, "never written");
     }
+
+    #[tokio::test]
+    async fn an_entry_naming_a_symlink_to_a_host_file_reads_nothing() {
+        if which::which("debugfs").is_err() || which::which("mke2fs").is_err() {
+            eprintln!("SKIPPED: no debugfs/mke2fs (e2fsprogs)");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let boot = d.path().join("tree/boot");
+        std::fs::create_dir_all(&boot).unwrap();
+        let host = d.path().join("host-secret");
+        std::fs::write(&host, b"secret").unwrap();
+        std::os::unix::fs::symlink(&host, boot.join("kernel")).unwrap();
+        let fs = d.path().join("fs.img");
+        let ok = std::process::Command::new("mke2fs")
+            .args(["-q", "-t", "ext4", "-d"])
+            .arg(d.path().join("tree"))
+            .arg(&fs)
+            .arg("8M")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let run = d.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        let entry = bootcfg::grub_default("menuentry x {\n linux /boot/kernel\n}\n").unwrap();
+        match load_entry(&fs, 0, &entry, &run).await {
+            Err(Load::Missing(p)) => assert_eq!(p, "/boot/kernel"),
+            Err(Load::Harness(e)) => panic!("{e}"),
+            Ok(_) => panic!("a symlink was followed"),
+        }
+        let copied = std::fs::read(run.join("kernel")).unwrap_or_default();
+        assert!(!copied.starts_with(b"secret"), "host file read");
+    }
 }
