@@ -21,6 +21,8 @@ const HEADER_MAX: usize = 1024 * 4096;
 const EXTENT_HEADER: usize = 512;
 const BLOCK: usize = 4096;
 const CLUSTER: u64 = 65536;
+/// The largest disk this reader unpacks (16 TiB; its cluster bitmap is then 32 MiB).
+const MAX_DISK: u64 = 16 << 40;
 const BLOCKS_PER_EXTENT: usize = 59;
 /// zstd's frame magic: a `.vma.zst` archive.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
@@ -134,6 +136,16 @@ fn extract(mut r: impl Read, out: &Path) -> Result<ExtractedDisk, VmaError> {
             .then(|| blob(&header, buffer, be32(&header, 3068 + i * 4)).map(text))
             .flatten()
     });
+    // Proxmox's reader insists on every cluster of every disk ("detected missing cluster"): a
+    // zero cluster is listed with an empty mask. So an archive cut between two extents is
+    // noticed too.
+    if disk_size > MAX_DISK {
+        return Err(VmaError::Format(format!(
+            "{name} claims {disk_size} bytes, more than the {MAX_DISK} this reader takes"
+        )));
+    }
+    let clusters = disk_size.div_ceil(CLUSTER);
+    let mut seen = vec![0u64; usize::try_from(clusters.div_ceil(64)).expect("bounded")];
     let disk = File::create(out)?;
     disk.set_len(disk_size)?;
     let mut extent = [0u8; EXTENT_HEADER];
@@ -160,6 +172,14 @@ fn extract(mut r: impl Read, out: &Path) -> Result<ExtractedDisk, VmaError> {
             if id == 0 {
                 continue;
             }
+            if id == dev {
+                if cluster >= clusters {
+                    return Err(VmaError::Format(format!(
+                        "extent {n} names cluster {cluster}, past the end of {name} ({disk_size} bytes)"
+                    )));
+                }
+                seen[(cluster / 64) as usize] |= 1 << (cluster % 64);
+            }
             for b in 0..16u64 {
                 if mask & (1 << b) == 0 {
                     continue;
@@ -185,6 +205,11 @@ fn extract(mut r: impl Read, out: &Path) -> Result<ExtractedDisk, VmaError> {
                 "extent {n} declares {declared} blocks and holds {blocks}"
             )));
         }
+    }
+    if let Some(missing) = (0..clusters).find(|c| seen[(c / 64) as usize] & (1 << (c % 64)) == 0) {
+        return Err(VmaError::Truncated(format!(
+            "it ends after extent {n}; cluster {missing} of {name} is in none"
+        )));
     }
     Ok(ExtractedDisk {
         name,
@@ -297,6 +322,22 @@ mod tests {
         let err = extract_first_disk(&a, &out).unwrap_err().to_string();
         assert!(
             err.contains("extent 1 ends in its header: 100 of 512 bytes"),
+            "{err}"
+        );
+        // Cut between two extents: the third cluster is in none.
+        let third = full
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == b"VMAE")
+            .nth(2)
+            .map(|(i, _)| i)
+            .unwrap();
+        std::fs::write(&a, &full[..third]).unwrap();
+        let err = extract_first_disk(&a, &out).unwrap_err();
+        assert!(matches!(err, VmaError::Truncated(_)), "{err}");
+        assert!(
+            err.to_string()
+                .contains("it ends after extent 2; cluster 2 of drive-virtio0 is in none"),
             "{err}"
         );
         let mut lying = full.clone();
