@@ -34,7 +34,8 @@ pub fn options(cli: &Cli) -> BootOptions {
 }
 
 /// Runs `--run` (one target) or `--check` (all targets) on a tokio runtime of its own.
-pub fn boot(cli: &Cli, targets: Vec<Target>) -> Result<(), Exit> {
+pub fn boot(cli: &Cli, mut targets: Vec<Target>) -> Result<(), Exit> {
+    crate::targets::pair_metadata(&mut targets);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

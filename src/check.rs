@@ -182,6 +182,10 @@ async fn check_one(
 ) -> Checked {
     let name = target.format.name.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let opts = &BootOptions {
+        pair: target.pair.clone(),
+        ..opts.clone()
+    };
     let boot = async {
         let mut machine = Machine::start(target.format, &target.image, opts, tx).await?;
         let verdict = machine.wait_ready().await;

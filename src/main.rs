@@ -62,7 +62,11 @@ fn run(cli: &Cli) -> Result<(), Exit> {
             .formats
             .iter()
             .zip(built)
-            .map(|(format, image)| Target { format, image })
+            .map(|(format, image)| Target {
+                format,
+                image,
+                pair: None,
+            })
             .collect();
         return boot::boot(cli, targets);
     }

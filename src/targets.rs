@@ -17,6 +17,24 @@ pub struct Target {
     pub format: &'static Format,
     /// The image file or build result directory.
     pub image: PathBuf,
+    /// The image it is checked with (lxc-metadata: the lxc root file system of the same
+    /// command), set by [`pair_metadata`].
+    pub pair: Option<PathBuf>,
+}
+
+/// Pairs every lxc-metadata target with the first lxc target of the same command (its root
+/// file system, which the metadata must describe and which is then booted); one without is
+/// left unpaired and fails with the harness's one-line reason.
+pub fn pair_metadata(targets: &mut [Target]) {
+    let rootfs = targets
+        .iter()
+        .find(|t| t.format.name == harness::image::METADATA_PAIR)
+        .map(|t| t.image.clone());
+    for t in targets.iter_mut() {
+        if t.format.profile == formats::Profile::ContainerMetadata {
+            t.pair = rootfs.clone();
+        }
+    }
 }
 
 /// The one system `--run`/`--check` boot (aarch64 guests are not supported yet).
@@ -36,6 +54,16 @@ pub fn check_bootable(request: &BuildRequest, run: bool) -> Result<(), Exit> {
     }
     if run && request.formats.len() != 1 {
         return Err(bad_input("--run boots one format: pass a single -f"));
+    }
+    if run
+        && request
+            .formats
+            .iter()
+            .any(|f| f.profile == formats::Profile::ContainerMetadata)
+    {
+        return Err(bad_input(
+            "--run boots one format and lxc-metadata is checked with its lxc pair: --run -f lxc boots the root file system, --check -f lxc -f lxc-metadata checks the pair",
+        ));
     }
     for f in &request.formats {
         if let Some(why) = &f.not_checked {
@@ -97,5 +125,9 @@ fn from_image(format: &'static Format, image: &Path, cwd: &Path) -> Result<Targe
         }
         e => bad_input(e.to_string()),
     })?;
-    Ok(Target { format, image })
+    Ok(Target {
+        format,
+        image,
+        pair: None,
+    })
 }

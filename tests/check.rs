@@ -120,7 +120,7 @@ fn a_good_standin_of_every_boot_profile_passes_check_in_one_parallel_call() {
             standin.name
         );
         let expected_source = match (profile_of(standin), standin.systemd.unwrap_or(0) >= 254) {
-            (formats::Profile::Container, _) => "notify-socket",
+            (p, _) if p.is_container() => "notify-socket",
             (_, true) => "vsock",
             (_, false) => "serial",
         };
@@ -174,7 +174,10 @@ fn check_console_logs_in_and_reports_the_system_state() {
 fn every_broken_standin_fails_with_its_reason() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, all) = standins();
-    let broken: Vec<&Standin> = all.iter().filter(|s| s.expect != "multi-user").collect();
+    let broken: Vec<&Standin> = all
+        .iter()
+        .filter(|s| s.expect != "multi-user" && s.expect != "refused")
+        .collect();
     assert!(
         broken.len() >= 5,
         "expected the broken stand-ins: {broken:?}"
@@ -211,6 +214,73 @@ fn every_broken_standin_fails_with_its_reason() {
         );
         std::fs::remove_dir_all(&kept).unwrap();
     }
+    assert_nothing_left(tmp.path());
+}
+
+/// What a refused stand-in's one-line error must say.
+fn refusal(name: &str) -> &'static str {
+    match name {
+        "proxmox-truncated" => "the archive is truncated (extent",
+        "lxc-metadata-mismatch" => {
+            "metadata.yaml says architecture aarch64 but the lxc root file system is x86_64"
+        }
+        other => panic!("no expected refusal for stand-in {other}"),
+    }
+}
+
+#[test]
+fn every_refused_standin_exits_2_with_its_reason_and_nothing_boots_it() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, all) = standins();
+    let refused: Vec<&Standin> = all.iter().filter(|s| s.expect == "refused").collect();
+    assert!(
+        refused.len() >= 2,
+        "expected refused stand-ins: {refused:?}"
+    );
+    let lxc = standin(&all, "lxc");
+    for s in refused {
+        let tmp = tempfile::tempdir().unwrap();
+        // Metadata is checked with its lxc pair, which then boots on its own row.
+        let mut images = vec![s];
+        if profile_of(s) == formats::Profile::ContainerMetadata {
+            images.push(lxc);
+        }
+        let out = nixos_generate(tmp.path())
+            .args(["--check", "--json", "--timeout", "120"])
+            .args(image_args(&dir, &images))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {err}", s.name);
+        assert!(err.contains(refusal(&s.name)), "{}: {err}", s.name);
+        let rows = json_rows(&out);
+        assert_eq!(rows[0]["reason"], "could-not-start", "{}", s.name);
+        assert_eq!(
+            rows[0]["elapsed_s"],
+            serde_json::Value::Null,
+            "never booted"
+        );
+        assert_nothing_left(tmp.path());
+    }
+}
+
+#[test]
+fn lxc_metadata_without_its_lxc_pair_is_refused() {
+    let (dir, all) = standins();
+    let meta = standin(&all, "lxc-metadata");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = nixos_generate(tmp.path())
+        .arg("--check")
+        .args(image_args(&dir, &[meta]))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("format lxc-metadata is checked with its lxc pair")
+            && err.contains("add -f lxc"),
+        "{err}"
+    );
     assert_nothing_left(tmp.path());
 }
 

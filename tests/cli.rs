@@ -185,12 +185,16 @@ fn bad_input_exits_2_with_one_line() {
             "1 --image for 2 -f",
         ),
         (
-            vec!["-f", "linode", "--check"],
-            "format linode cannot be checked (not yet: Linode boots its kernel",
+            vec!["-f", "sd-aarch64", "--check"],
+            "format sd-aarch64 cannot be checked (not yet: an aarch64 board",
         ),
         (
             vec!["-f", "iso", "-f", "vm", "--run"],
             "--run boots one format",
+        ),
+        (
+            vec!["-f", "lxc-metadata", "--run"],
+            "--run -f lxc boots the root file system",
         ),
     ] {
         let out = sb.run(&args);

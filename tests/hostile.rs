@@ -34,6 +34,30 @@ fn arm64_kernel() -> Vec<u8> {
     k
 }
 
+/// A gzip'd ext4 file system (a linode image) made by `mke2fs -d` from a tree `make` fills.
+fn linode_image(sb: &Sandbox, name: &str, make: impl Fn(&Path)) -> PathBuf {
+    let tree = sb.path(&format!("files/{name}-tree"));
+    fs::create_dir_all(tree.join("boot/grub")).unwrap();
+    make(&tree);
+    let img = sb.path(&format!("files/{name}.img"));
+    let made = std::process::Command::new("mke2fs")
+        .args(["-q", "-t", "ext4", "-d"])
+        .arg(&tree)
+        .arg(&img)
+        .arg("8M")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success(), "mke2fs");
+    let zipped = std::process::Command::new("gzip")
+        .arg(&img)
+        .status()
+        .unwrap();
+    assert!(zipped.success(), "gzip");
+    fs::remove_dir_all(&tree).unwrap();
+    img.with_extension("img.gz")
+}
+
 fn assert_bad_input(out: &Output, what: &str, needle: &str) {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{what}: {err}");
@@ -80,6 +104,24 @@ fn hostile_images_and_values_exit_2_and_leave_nothing() {
     differencing[..8].copy_from_slice(b"conectix");
     differencing[60..64].copy_from_slice(&4u32.to_be_bytes());
     let differencing = sb.file("files/amazon/nixos.vhd", &differencing);
+    let grub = |kernel: &str| format!("menuentry x {{\n linux {kernel} root=/dev/sda\n}}\n");
+    let linode_arm = linode_image(&sb, "linode-arm", |t| {
+        fs::write(t.join("boot/Image"), arm64_kernel()).unwrap();
+        fs::write(t.join("boot/grub/grub.cfg"), grub("($drive1)/boot/Image")).unwrap();
+    });
+    let linode_link = linode_image(&sb, "linode-link", |t| {
+        symlink("/etc/passwd", t.join("boot/bzImage")).unwrap();
+        fs::write(t.join("boot/grub/grub.cfg"), grub("/boot/bzImage")).unwrap();
+    });
+    let linode_quote = linode_image(&sb, "linode-quote", |t| {
+        fs::write(
+            t.join("boot/grub/grub.cfg"),
+            grub("'/boot/a\" /etc/shadow'"),
+        )
+        .unwrap();
+    });
+    let linode_nocfg = linode_image(&sb, "linode-nocfg", |_| {});
+    let sd_blank = sb.file("files/sd-image/nixos.img", &[0u8; 8192]);
     let p = |p: &Path| p.as_os_str().to_owned();
     let check = |f: &str, image: &Path| {
         vec![
@@ -117,6 +159,18 @@ fn hostile_images_and_values_exit_2_and_leave_nothing() {
         (check("kexec", &chain), "too many symlinks"),
         (check("kexec", &arm), "its kernel is for aarch64"),
         (check("vm", &arm_vm), "qemu-system-aarch64"),
+        (check("linode", &linode_arm), "its kernel is for aarch64"),
+        (
+            check("linode", &linode_link),
+            "names /boot/bzImage, which is not a file in the image",
+        ),
+        (
+            check("linode", &linode_quote),
+            "names a path that cannot be read from the image",
+        ),
+        (check("linode", &linode_nocfg), "no /boot/grub/grub.cfg"),
+        (check("linode", &good_disk), "gzip -d"),
+        (check("sd-x86_64", &sd_blank), "no bootable ext4 partition"),
         (
             with(check("raw", &good_disk), &["--system", "aarch64-linux"]),
             "x86_64-linux images only",

@@ -1,7 +1,8 @@
 # The nixos-generate command, built from the workspace with nixpkgs' rustPlatform from
 # Cargo.lock, and wrapped so its runtime tools are found: QEMU and (on Linux) OVMF and
-# vhost-device-vsock where nixpkgs packages it come first on PATH; nix is appended, so a user's
-# own nix (matching their daemon) wins.
+# vhost-device-vsock where nixpkgs packages it come first on PATH, and e2fsprogs' debugfs and
+# zstd (the linode and sd-x86_64 checks read the kernel out of the image's ext4 file system, an
+# SD image is zstd-compressed); nix is appended, so a user's own nix (matching their daemon) wins.
 # `runTests = true` gives the same build running the workspace's tests (the flake's checks).
 {
   lib,
@@ -10,6 +11,8 @@
   makeWrapper,
   nix,
   qemu,
+  e2fsprogs,
+  zstd,
   OVMF ? null,
   vhost-device-vsock ? null,
   src,
@@ -19,7 +22,12 @@
   path ? null,
 }:
 let
-  front = [ qemu ] ++ lib.optional (stdenv.hostPlatform.isLinux && vhost-device-vsock != null) vhost-device-vsock;
+  front = [
+    qemu
+    e2fsprogs
+    zstd
+  ]
+  ++ lib.optional (stdenv.hostPlatform.isLinux && vhost-device-vsock != null) vhost-device-vsock;
   ovmfFlag = lib.optionalString (
     stdenv.hostPlatform.isLinux && OVMF != null
   ) "--set-default NIXGEN_OVMF_CODE ${OVMF.firmware}";

@@ -28,12 +28,21 @@ pub enum Profile {
     /// with systemd-nspawn.
     Container,
     /// LXC image metadata (`metadata.yaml`, templates) that goes with a container tarball:
-    /// nothing to boot on its own.
+    /// checked against that tarball (its `lxc` pair), which is then booted as a container.
     ContainerMetadata,
     /// A cloud's or hypervisor's disk (VHD, VHDX, VMDK, qcow2 or raw, perhaps wrapped in an
     /// OVA, a Vagrant box, a tar.gz or gzip), booted with the firmware its own partition table
     /// asks for (a GPT with an EFI system partition and no BIOS boot partition: UEFI).
     CloudDisk,
+    /// A disk that is one ext4 file system without partition table, whose kernel the
+    /// platform's own GRUB loads from `/boot/grub/grub.cfg` (Linode's "kernel from disk"):
+    /// the harness reads the default entry's kernel, initrd and command line out of the file
+    /// system and boots them directly, the disk on virtio-scsi as `sda`.
+    KernelFromDisk,
+    /// An MBR disk without boot code whose bootable ext4 partition holds
+    /// `/boot/extlinux/extlinux.conf` for U-Boot (nixpkgs' SD card images): the harness reads
+    /// the default label's kernel, initrd and command line and boots them directly.
+    Extlinux,
     /// An image for one cloud or hypervisor, not booted by the harness.
     CloudOnly,
     /// An image for a board's own firmware (SD card), not booted by the harness.
@@ -43,10 +52,12 @@ pub enum Profile {
 impl Profile {
     /// Whether the harness can boot images of this profile.
     pub fn bootable(self) -> bool {
-        !matches!(
-            self,
-            Profile::ContainerMetadata | Profile::CloudOnly | Profile::Board
-        )
+        !matches!(self, Profile::CloudOnly | Profile::Board)
+    }
+
+    /// Whether the image boots as a container (systemd-nspawn), not a machine.
+    pub fn is_container(self) -> bool {
+        matches!(self, Profile::Container | Profile::ContainerMetadata)
     }
 
     /// Whether the build result carries its own QEMU runner (`bin/run-*-vm`).
@@ -66,6 +77,8 @@ impl Profile {
             Profile::Container => "container",
             Profile::ContainerMetadata => "container-metadata",
             Profile::CloudDisk => "cloud-disk",
+            Profile::KernelFromDisk => "kernel-from-disk",
+            Profile::Extlinux => "extlinux",
             Profile::CloudOnly => "cloud-only",
             Profile::Board => "board",
         }
@@ -245,7 +258,11 @@ impl Registry {
             }
             let is_disk = matches!(
                 f.profile,
-                Profile::BiosDisk | Profile::EfiDisk | Profile::CloudDisk
+                Profile::BiosDisk
+                    | Profile::EfiDisk
+                    | Profile::CloudDisk
+                    | Profile::KernelFromDisk
+                    | Profile::Extlinux
             );
             if is_disk != f.disk.is_some() {
                 return Err(invalid(

@@ -35,6 +35,14 @@ pub enum HarnessError {
         /// What is wrong.
         detail: String,
     },
+    /// The format is checked together with another image that was not given.
+    #[error("format {format} is checked with its {pair} pair, which this command does not have: add -f {pair} (with its --image) to the same command")]
+    NoPair {
+        /// The format's name.
+        format: String,
+        /// The format of the image it needs.
+        pair: String,
+    },
     /// The environment cannot be used as it is (e.g. a relative `TMPDIR`); the message names
     /// the fix.
     #[error("{0}")]
@@ -103,6 +111,7 @@ impl HarnessError {
             HarnessError::NotBootable { .. }
                 | HarnessError::ImageNotFound { .. }
                 | HarnessError::BadImage { .. }
+                | HarnessError::NoPair { .. }
                 | HarnessError::BadEnvironment(_)
         )
     }

@@ -36,6 +36,22 @@ pub enum Bootable {
         /// The kernel command line.
         cmdline: String,
     },
+    /// A kernel, initrd and command line read out of the disk's own file system, booted
+    /// directly with the disk attached (`kernel-from-disk`, `extlinux`).
+    DiskKernel {
+        /// The kernel, copied into the run directory.
+        kernel: PathBuf,
+        /// The initrd(s), copied into the run directory.
+        initrd: PathBuf,
+        /// The kernel command line of the boot entry.
+        cmdline: String,
+        /// The raw disk (the user's file, or its unpacked copy); booted on an overlay.
+        disk: PathBuf,
+        /// How the platform attaches it.
+        bus: crate::diskboot::DiskBus,
+        /// A fresh swap disk in the run directory, attached second (Linode's `sdb`).
+        swap: Option<PathBuf>,
+    },
     /// A NixOS VM run script.
     Runner(PathBuf),
     /// A container's root file system, unpacked into the run directory.
@@ -90,6 +106,7 @@ pub async fn prepare(
     format: &Format,
     file: &Path,
     run_dir: &Path,
+    pair: Option<&Path>,
 ) -> Result<Bootable, HarnessError> {
     match format.profile {
         Profile::DirectKernel | Profile::VmBootloader => {
@@ -162,12 +179,16 @@ pub async fn prepare(
             }
             Ok(boot)
         }
-        Profile::Container => {
+        Profile::Container | Profile::ContainerMetadata => {
+            let rootfs = match format.profile {
+                Profile::ContainerMetadata => rootfs_of_pair(format, pair)?,
+                _ => file.to_path_buf(),
+            };
             which::which(crate::container::NSPAWN).map_err(|_| HarnessError::MissingProgram {
                 program: crate::container::NSPAWN.into(),
                 package: "systemd-container".into(),
             })?;
-            let (tarball, root) = (file.to_path_buf(), run_dir.join("root"));
+            let (tarball, root) = (rootfs, run_dir.join("root"));
             let unpacked = root.clone();
             tokio::task::spawn_blocking(move || crate::container::unpack(&tarball, &unpacked))
                 .await
@@ -176,21 +197,59 @@ pub async fn prepare(
                 })??;
             if crate::container::find_init(&root).is_none() {
                 return Err(HarnessError::BadImage {
-                    path: file.to_path_buf(),
+                    path: tarball_path(format, file, pair),
                     detail:
                         "the tarball has no init (/sbin/init, as NixOS's container tarballs have)"
                             .into(),
                 });
             }
+            if format.profile == Profile::ContainerMetadata {
+                let (metadata, meta) = (file.to_path_buf(), run_dir.join("metadata"));
+                let unpacked = meta.clone();
+                tokio::task::spawn_blocking(move || crate::container::unpack(&metadata, &unpacked))
+                    .await
+                    .map_err(|e| {
+                        HarnessError::io("unpack the metadata", std::io::Error::other(e))
+                    })??;
+                crate::lxcmeta::check_pair(&meta, &root).map_err(|e| HarnessError::BadImage {
+                    path: file.to_path_buf(),
+                    detail: e.to_string(),
+                })?;
+            }
             Ok(Bootable::Container { root })
         }
-        Profile::ContainerMetadata | Profile::CloudOnly | Profile::Board => {
-            Err(HarnessError::NotBootable {
-                format: format.name.clone(),
-                profile: format.profile.to_string(),
-                why: format.not_checked.clone().unwrap_or_default(),
-            })
+        Profile::KernelFromDisk | Profile::Extlinux => {
+            crate::diskboot::prepare(format, file, run_dir).await
         }
+        Profile::CloudOnly | Profile::Board => Err(HarnessError::NotBootable {
+            format: format.name.clone(),
+            profile: format.profile.to_string(),
+            why: format.not_checked.clone().unwrap_or_default(),
+        }),
+    }
+}
+
+/// The format whose image a `container-metadata` image is checked with.
+pub const METADATA_PAIR: &str = "lxc";
+
+/// The root file system tarball paired with a metadata tarball: `pair` resolved as an image
+/// of the [`METADATA_PAIR`] format.
+fn rootfs_of_pair(format: &Format, pair: Option<&Path>) -> Result<PathBuf, HarnessError> {
+    let pair = pair.ok_or_else(|| HarnessError::NoPair {
+        format: format.name.clone(),
+        pair: METADATA_PAIR.into(),
+    })?;
+    let lxc = formats::registry()
+        .get(METADATA_PAIR)
+        .expect("the registry has lxc");
+    resolve(lxc, pair)
+}
+
+/// The tarball a container boots: the image itself, or a metadata image's pair.
+fn tarball_path(format: &Format, file: &Path, pair: Option<&Path>) -> PathBuf {
+    match (format.profile, pair) {
+        (Profile::ContainerMetadata, Some(p)) => p.to_path_buf(),
+        _ => file.to_path_buf(),
     }
 }
 
@@ -219,7 +278,7 @@ fn foreign_arch(file: &Path, why: &str) -> HarnessError {
 
 /// The path QEMU is given for the user's file: the file itself, or, when its path is not
 /// UTF-8 (QEMU's options are text), a symlink to it in the run directory.
-fn qemu_path(file: &Path, run_dir: &Path) -> Result<PathBuf, HarnessError> {
+pub(crate) fn qemu_path(file: &Path, run_dir: &Path) -> Result<PathBuf, HarnessError> {
     if file.to_str().is_some() {
         return Ok(file.to_path_buf());
     }
@@ -262,7 +321,7 @@ async fn untar(tarball: &Path, dest: &Path, compression: &str) -> Result<(), Har
     run(&mut cmd, "tar", tarball).await
 }
 
-async fn unpack_disk(
+pub(crate) async fn unpack_disk(
     packing: Packing,
     driver: &str,
     file: &Path,

@@ -64,6 +64,21 @@ pub(crate) fn launch_for(
             initrd,
             cmdline,
         } => qemu(profile::kexec(kernel, initrd, cmdline)),
+        Bootable::DiskKernel {
+            kernel,
+            initrd,
+            cmdline,
+            disk,
+            bus,
+            swap,
+        } => qemu(profile::disk_kernel(
+            kernel,
+            initrd,
+            cmdline,
+            disk,
+            *bus,
+            swap.as_deref(),
+        )),
     };
     args.extend(opts.extra_qemu_args.iter().cloned());
     Ok(Launch {
@@ -92,9 +107,10 @@ pub(crate) fn firmware_for(
             IsoFirmware::Bios => Firmware::Bios,
         },
         Bootable::Runner(_) if profile == formats::Profile::VmBootloader => Firmware::Bios,
-        Bootable::Runner(_) | Bootable::Kernel { .. } | Bootable::Container { .. } => {
-            Firmware::None
-        }
+        Bootable::Runner(_)
+        | Bootable::Kernel { .. }
+        | Bootable::DiskKernel { .. }
+        | Bootable::Container { .. } => Firmware::None,
     }
 }
 

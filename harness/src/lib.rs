@@ -15,11 +15,13 @@
 
 pub mod accel;
 pub mod arch;
+pub mod bootcfg;
 pub mod capacity;
 pub mod cloud;
 pub mod confined;
 pub mod container;
 pub mod detect;
+pub mod diskboot;
 mod error;
 pub mod esp;
 pub mod firmware;
@@ -27,6 +29,7 @@ pub mod image;
 mod kexec;
 mod launch;
 mod lifeline;
+pub mod lxcmeta;
 mod machine;
 pub mod notify;
 pub mod options;

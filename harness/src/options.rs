@@ -50,6 +50,10 @@ pub struct BootOptions {
     pub extra_qemu_args: Vec<String>,
     /// Show a display window (default: headless).
     pub display: bool,
+    /// The image this one is checked with: for `lxc-metadata`, the `lxc` root file system
+    /// tarball (or a build result holding it), which is booted once the metadata is found to
+    /// describe it.
+    pub pair: Option<PathBuf>,
 }
 
 impl Default for BootOptions {
@@ -65,6 +69,7 @@ impl Default for BootOptions {
             notify: NotifyChoice::Auto,
             extra_qemu_args: Vec::new(),
             display: false,
+            pair: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::diskboot::DiskBus;
 use crate::firmware::Ovmf;
 use crate::rundir::RunFiles;
 use crate::Accel;
@@ -194,6 +195,40 @@ pub fn kexec(kernel: &Path, initrd: &Path, cmdline: &str) -> Vec<String> {
     ]
 }
 
+/// A kernel read from the disk's own file system, booted directly, with the disk (on an
+/// overlay: the image is never written) attached as the platform attaches it: on AHCI like
+/// every disk, or as `sda` on virtio-scsi with the run's swap disk as `sdb` (Linode).
+pub fn disk_kernel(
+    kernel: &Path,
+    initrd: &Path,
+    cmdline: &str,
+    disk_path: &Path,
+    bus: DiskBus,
+    swap: Option<&Path>,
+) -> Vec<String> {
+    let mut args = match bus {
+        DiskBus::Ahci => disk(disk_path, "raw", true),
+        DiskBus::VirtioScsi => {
+            let mut a = vec![s("-device"), s("virtio-scsi-pci,id=scsi0")];
+            let disks = std::iter::once((disk_path, ",snapshot=on")).chain(swap.map(|p| (p, "")));
+            for (i, (path, snap)) in disks.enumerate() {
+                a.extend([
+                    s("-drive"),
+                    format!(
+                        "file={},format=raw,if=none,id=disk{i},cache=unsafe{snap}",
+                        file_value(path)
+                    ),
+                    s("-device"),
+                    format!("scsi-hd,drive=disk{i},bus=scsi0.0,channel=0,scsi-id={i},lun=0"),
+                ]);
+            }
+            a
+        }
+    };
+    args.extend(kexec(kernel, initrd, cmdline));
+    args
+}
+
 /// The environment of a NixOS VM run script (`bin/run-*-vm`), the way NixOS's test driver
 /// sets it: its disk and temporary files in the run directory, TCG forced when KVM does not
 /// work (the script itself starts `qemu-kvm`), the serial console as the kernel's console.
@@ -335,6 +370,47 @@ mod tests {
         );
         assert_eq!(after(&b, "-append"), ["console=ttyS0,115200 panic=30"]);
         assert_eq!(after(&b, "-kernel"), ["/k"]);
+    }
+
+    #[test]
+    fn linode_disks_are_sda_and_sdb_on_virtio_scsi() {
+        let a = disk_kernel(
+            Path::new("/r/kernel"),
+            Path::new("/r/initrd"),
+            "init=/x console=ttyS0,19200n8",
+            Path::new("/r/disk.img"),
+            DiskBus::VirtioScsi,
+            Some(Path::new("/r/swap.img")),
+        );
+        assert_eq!(
+            after(&a, "-device"),
+            [
+                "virtio-scsi-pci,id=scsi0",
+                "scsi-hd,drive=disk0,bus=scsi0.0,channel=0,scsi-id=0,lun=0",
+                "scsi-hd,drive=disk1,bus=scsi0.0,channel=0,scsi-id=1,lun=0"
+            ]
+        );
+        assert_eq!(
+            after(&a, "-drive"),
+            [
+                "file=/r/disk.img,format=raw,if=none,id=disk0,cache=unsafe,snapshot=on",
+                "file=/r/swap.img,format=raw,if=none,id=disk1,cache=unsafe"
+            ]
+        );
+        assert_eq!(after(&a, "-append"), ["init=/x console=ttyS0,19200n8"]);
+        let b = disk_kernel(
+            Path::new("/k"),
+            Path::new("/i"),
+            "",
+            Path::new("/d.img"),
+            DiskBus::Ahci,
+            None,
+        );
+        assert_eq!(
+            after(&b, "-device"),
+            ["ide-hd,drive=disk0,bus=ide.0,bootindex=1"]
+        );
+        assert_eq!(after(&b, "-append"), ["console=ttyS0,115200"]);
     }
 
     #[test]

@@ -21,6 +21,8 @@ const HEADER_MAX: usize = 1024 * 4096;
 const EXTENT_HEADER: usize = 512;
 const BLOCK: usize = 4096;
 const CLUSTER: u64 = 65536;
+/// The largest disk this reader unpacks (16 TiB; its cluster bitmap is then 32 MiB).
+const MAX_DISK: u64 = 16 << 40;
 const BLOCKS_PER_EXTENT: usize = 59;
 /// zstd's frame magic: a `.vma.zst` archive.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
@@ -35,7 +37,7 @@ pub enum VmaError {
     #[error("not a VMA archive: {0}")]
     Format(String),
     /// It ends in the middle of an extent.
-    #[error("the archive is truncated: {0}")]
+    #[error("the archive is truncated ({0}): copy or download it again")]
     Truncated(String),
 }
 
@@ -134,12 +136,30 @@ fn extract(mut r: impl Read, out: &Path) -> Result<ExtractedDisk, VmaError> {
             .then(|| blob(&header, buffer, be32(&header, 3068 + i * 4)).map(text))
             .flatten()
     });
+    // Proxmox's reader insists on every cluster of every disk ("detected missing cluster"): a
+    // zero cluster is listed with an empty mask. So an archive cut between two extents is
+    // noticed too.
+    if disk_size > MAX_DISK {
+        return Err(VmaError::Format(format!(
+            "{name} claims {disk_size} bytes, more than the {MAX_DISK} this reader takes"
+        )));
+    }
+    let clusters = disk_size.div_ceil(CLUSTER);
+    let mut seen = vec![0u64; usize::try_from(clusters.div_ceil(64)).expect("bounded")];
     let disk = File::create(out)?;
     disk.set_len(disk_size)?;
     let mut extent = [0u8; EXTENT_HEADER];
     let mut block = vec![0u8; BLOCK];
     let mut n = 0u64;
-    while read_full(&mut r, &mut extent)? {
+    let within = |n: u64, what: &'static str| {
+        move |e: VmaError| match e {
+            VmaError::Truncated(got) => {
+                VmaError::Truncated(format!("extent {n} ends in its {what}: {got}"))
+            }
+            e => e,
+        }
+    };
+    while read_full(&mut r, &mut extent).map_err(within(n + 1, "header"))? {
         n += 1;
         if &extent[..4] != b"VMAE" {
             return Err(VmaError::Format(format!("extent {n} has no VMAE magic")));
@@ -152,12 +172,20 @@ fn extract(mut r: impl Read, out: &Path) -> Result<ExtractedDisk, VmaError> {
             if id == 0 {
                 continue;
             }
+            if id == dev {
+                if cluster >= clusters {
+                    return Err(VmaError::Format(format!(
+                        "extent {n} names cluster {cluster}, past the end of {name} ({disk_size} bytes)"
+                    )));
+                }
+                seen[(cluster / 64) as usize] |= 1 << (cluster % 64);
+            }
             for b in 0..16u64 {
                 if mask & (1 << b) == 0 {
                     continue;
                 }
                 blocks += 1;
-                if !read_full(&mut r, &mut block)? {
+                if !read_full(&mut r, &mut block).map_err(within(n, "data"))? {
                     return Err(VmaError::Truncated(format!("extent {n} ends early")));
                 }
                 if id != dev {
@@ -177,6 +205,11 @@ fn extract(mut r: impl Read, out: &Path) -> Result<ExtractedDisk, VmaError> {
                 "extent {n} declares {declared} blocks and holds {blocks}"
             )));
         }
+    }
+    if let Some(missing) = (0..clusters).find(|c| seen[(c / 64) as usize] & (1 << (c % 64)) == 0) {
+        return Err(VmaError::Truncated(format!(
+            "it ends after extent {n}; cluster {missing} of {name} is in none"
+        )));
     }
     Ok(ExtractedDisk {
         name,
@@ -276,6 +309,37 @@ mod tests {
         std::fs::write(&a, &full[..full.len() - 100]).unwrap();
         let err = extract_first_disk(&a, &out).unwrap_err();
         assert!(matches!(err, VmaError::Truncated(_)), "{err}");
+        assert!(
+            err.to_string()
+                .contains("ends in its data: 3996 of 4096 bytes"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().ends_with("copy or download it again"),
+            "{err}"
+        );
+        std::fs::write(&a, &full[..12288 + 100]).unwrap();
+        let err = extract_first_disk(&a, &out).unwrap_err().to_string();
+        assert!(
+            err.contains("extent 1 ends in its header: 100 of 512 bytes"),
+            "{err}"
+        );
+        // Cut between two extents: the third cluster is in none.
+        let third = full
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == b"VMAE")
+            .nth(2)
+            .map(|(i, _)| i)
+            .unwrap();
+        std::fs::write(&a, &full[..third]).unwrap();
+        let err = extract_first_disk(&a, &out).unwrap_err();
+        assert!(matches!(err, VmaError::Truncated(_)), "{err}");
+        assert!(
+            err.to_string()
+                .contains("it ends after extent 2; cluster 2 of drive-virtio0 is in none"),
+            "{err}"
+        );
         let mut lying = full.clone();
         lying[12288 + 7] ^= 1; // the first extent's block count
         std::fs::write(&a, &lying).unwrap();

@@ -70,7 +70,7 @@ pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
 /// What a profile's console facts can say: a container shares the host's kernel, so its
 /// `/proc/cmdline` is the host's (different on every machine) and is replaced by a placeholder.
 pub fn for_profile(mut facts: ConsoleFacts, profile: formats::Profile) -> ConsoleFacts {
-    if profile == formats::Profile::Container {
+    if profile.is_container() {
         facts.cmdline = "<host kernel command line>".into();
     }
     facts

@@ -67,6 +67,12 @@ standin_cloud() {
     add_standin "do" "do" multi-user 257 "gzip-compressed qcow2 of the raw stand-in"
     # proxmox: a VMA archive (drive-virtio0 = the raw stand-in), zstd-compressed.
     python3 "$(dirname "${BASH_SOURCE[0]}")/vma.py" "$bios" "$(printf 'bios: seabios\nvirtio0: local-lvm:vm-9999-disk-0\n')" "$work/proxmox.vma"
+    # proxmox-truncated: the same archive cut in the middle of an extent (a broken download).
+    local vma_size
+    vma_size=$(stat -c %s "$work/proxmox.vma")
+    head -c $(( vma_size / 2 + 1000 )) "$work/proxmox.vma" \
+        | zstd -q -T2 -3 -o "$(cloud_file proxmox-truncated vzdump-qemu-nixos-standin.vma.zst)"
+    add_standin proxmox-truncated proxmox refused 257 "the proxmox stand-in's VMA cut in the middle of an extent: refused (exit 2) before QEMU starts"
     zstd -q -T2 -3 --rm "$work/proxmox.vma" -o "$(cloud_file proxmox vzdump-qemu-nixos-standin.vma.zst)"
     add_standin proxmox proxmox multi-user 257 "VMA archive (Proxmox's layout, written by lib/vma.py) of the raw stand-in, zstd"
     for f in openstack cloudstack kubevirt; do

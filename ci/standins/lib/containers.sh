@@ -46,9 +46,33 @@ standin_containers() {
         ln "$out/lxc/$tarball" "$out/$name/$tarball"
         add_standin "$name" "$name" multi-user 257 "the lxc stand-in's tarball"
     done
+    standin_lxc_metadata
     rm -f "$c/usr/lib/systemd/systemd" "$c/sbin/init"
     ln -s /bin/false "$c/sbin/init"
     container_tarball "$c" "$out/container-noinit/$tarball"
     add_standin container-noinit lxc container-exited 257 "lxc tarball whose /sbin/init is /bin/false (no systemd)"
     rm -rf "$c"
+}
+
+# lxc_metadata ARCH: metadata.yaml as nixpkgs' lxc-image-metadata.nix writes it
+# (lib.generators.toYAML writes JSON), with one template, /etc/hostname from hostname.tpl.
+lxc_metadata() {
+    printf '{"architecture":"%s","creation_date":1,"properties":{"description":"nixos-generate stand-in (Debian trixie) %s-linux","os":"debian","release":"trixie"},"templates":{"/etc/hostname":{"properties":{},"template":"hostname.tpl","when":["create"]}}}\n' "$1" "$1"
+}
+
+# standin_lxc_metadata: the metadata tarball that goes with the lxc stand-in, and one for
+# aarch64 (a mismatched pair the harness must refuse before booting anything).
+standin_lxc_metadata() {
+    local d="$work/lxc-meta" arch name
+    for arch in x86_64 aarch64; do
+        rm -rf "$d" && mkdir -p "$d/templates"
+        lxc_metadata "$arch" >"$d/metadata.yaml"
+        printf '{{ container.name }}\n' >"$d/templates/hostname.tpl"
+        name=lxc-metadata
+        [ "$arch" = x86_64 ] || name=lxc-metadata-mismatch
+        container_tarball "$d" "$out/$name/tarball/nixos-image-lxc-metadata-standin-$arch-linux.tar.xz"
+    done
+    rm -rf "$d"
+    add_standin lxc-metadata lxc-metadata multi-user 257 "metadata.yaml (x86_64, as nixpkgs writes it) + templates/hostname.tpl; checked with the lxc stand-in, which is then booted"
+    add_standin lxc-metadata-mismatch lxc-metadata refused 257 "metadata.yaml saying aarch64: paired with the (x86_64) lxc stand-in it must be refused (exit 2)"
 }

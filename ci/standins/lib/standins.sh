@@ -79,6 +79,10 @@ build_all() {
     log "amazon, azure, hyperv, vmware, virtualbox, vagrant-virtualbox, gce, do, openstack, cloudstack, kubevirt"
     standin_cloud
 
+    log "linode, sd-x86_64"
+    standin_linode "$tr" "$K" "$I"
+    standin_sd "$tr" "$K" "$I"
+
     log "vm, vm-nogui, vm-bootloader"
     standin_vms "$tr" "$K" "$I"
 

@@ -3,7 +3,8 @@
 runs Proxmox's `vma create ... drive-virtio0=DISK`). Layout as Proxmox documents it: a header
 (magic, version 1, blob buffer, config and device tables, big-endian numbers, blobs with a
 little-endian 16-bit length), then extents of a 512-byte header and up to 59 clusters of 64 KiB,
-of which only the 4 KiB blocks that are not zero are stored. The MD5 fields stay zero.
+of which only the 4 KiB blocks that are not zero are stored (every cluster is listed, a zero
+one with an empty mask, as Proxmox's writer does). The MD5 fields stay zero.
 
 usage: vma.py DISK.raw CONFIG-TEXT OUT.vma
 """
@@ -52,8 +53,9 @@ def extents(disk):
                 if block.count(0) != BLOCK:
                     mask |= 1 << b
                     data.extend(block)
-            if mask:
-                infos.append((mask << 48) | (1 << 32) | cluster_no)
+            # Every cluster is listed, a zero one with an empty mask: Proxmox's reader
+            # refuses an archive missing one ("detected missing cluster").
+            infos.append((mask << 48) | (1 << 32) | cluster_no)
             cluster_no += 1
         if not infos:
             if not cluster:

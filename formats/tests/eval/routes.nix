@@ -267,7 +267,7 @@ let
       perFormat "all-formats" "x86_64-linux" (
         fmt:
         result
-          (if builtins.elem fmt.profile [ "cloud-only" "board" ] then weakFileSystems else real)
+          (if builtins.elem fmt.profile [ "cloud-only" "board" "kernel-from-disk" "extlinux" ] then weakFileSystems else real)
           .config.formats.${fmt.name}
       );
 

@@ -101,7 +101,7 @@ impl Machine {
         let dir = run_dir.path().to_path_buf();
         // The KVM probe (once per process) runs while the image is prepared. A container
         // emulates no machine.
-        let container = format.profile == formats::Profile::Container;
+        let container = format.profile.is_container();
         let (accel, bootable) = tokio::join!(
             async {
                 match container {
@@ -109,7 +109,7 @@ impl Machine {
                     false => accel::resolve(opts.accel).await,
                 }
             },
-            image::prepare(format, &file, &dir)
+            image::prepare(format, &file, &dir, opts.pair.as_deref())
         );
         let bootable = bootable?;
         let firmware = crate::launch::firmware_for(&bootable, opts, format.profile);

@@ -91,10 +91,19 @@ fn failure(reason: &str, tail: &str, kept: Option<&Path>) -> String {
 }
 
 /// The options every matrix guest boots with: one vCPU (as many guests as the capacity rule
-/// allows share the cores, one per core), the harness's defaults otherwise.
-fn options() -> BootOptions {
+/// allows share the cores, one per core), the harness's defaults otherwise; an lxc-metadata
+/// image is paired with the source's lxc image.
+fn options(format: &Format, images: &Images) -> BootOptions {
+    let pair = (format.profile == formats::Profile::ContainerMetadata)
+        .then(|| {
+            images
+                .get(harness::image::METADATA_PAIR)
+                .map(Path::to_path_buf)
+        })
+        .flatten();
     BootOptions {
         cpus: Some(1),
+        pair,
         ..BootOptions::default()
     }
 }
@@ -150,7 +159,8 @@ async fn run_async(
     let mut clock = Instant::now();
     // Progress events are not needed: the verdict carries everything the scenarios use.
     let (progress, _events) = tokio::sync::mpsc::unbounded_channel();
-    let mut machine = match Machine::start(format, image, &options(), progress).await {
+    let mut machine = match Machine::start(format, image, &options(format, images), progress).await
+    {
         Ok(m) => m,
         Err(e) => {
             let tail = e.run_dir().map_or("(no run directory)".into(), |d| {
