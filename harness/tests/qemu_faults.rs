@@ -47,8 +47,7 @@ fn opts(mode: &str, accel: AccelChoice) -> BootOptions {
 async fn boot(opts: &BootOptions) -> Verdict {
     let tmp = tempfile::tempdir().unwrap();
     let format = formats::registry().get("raw").unwrap();
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut machine = Machine::start(format, &disk(tmp.path()), opts, tx)
+    let mut machine = Machine::start(format, &disk(tmp.path()), opts, None)
         .await
         .expect("the fake QEMU starts");
     let run_dir = machine.run_dir().to_path_buf();
@@ -137,9 +136,8 @@ async fn qemu_killed_mid_boot_is_decided_within_two_seconds() {
     let _one = ONE.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let format = formats::registry().get("raw").unwrap();
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let opts = opts("hang", AccelChoice::Tcg);
-    let mut machine = Machine::start(format, &disk(tmp.path()), &opts, tx)
+    let mut machine = Machine::start(format, &disk(tmp.path()), &opts, None)
         .await
         .unwrap();
     let run_dir = machine.run_dir().to_path_buf();

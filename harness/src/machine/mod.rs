@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use formats::Format;
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use crate::accel;
 use crate::detect::{Decision, Judge, Signal};
 use crate::image::{self, Bootable};
 use crate::notify::NotifyChannel;
 use crate::options::{AccelChoice, BootOptions};
+use crate::progress::Progress;
 use crate::qemu::{QemuExit, QemuProcess};
 use crate::qmp::{Qmp, QmpEvent};
 use crate::rundir::{RunDir, RunFiles};
@@ -60,7 +61,7 @@ pub struct Machine {
     firmware: Firmware,
     transport: TransportKind,
     serial_only_reason: Option<String>,
-    progress: UnboundedSender<Event>,
+    progress: Progress,
     verdict: Option<Verdict>,
     screenshot: Option<PathBuf>,
     /// What a restart under TCG needs.
@@ -83,11 +84,15 @@ impl Machine {
     /// Boots `image` (a file, or a build result directory searched with the format's output
     /// glob) as `format` says, and returns once QEMU answers on QMP. Under `--accel auto`, a
     /// QEMU that dies of KVM at start is started again under TCG at once.
+    ///
+    /// `progress` receives the machine's [`Event`]s (a sender of [`crate::progress::channel`];
+    /// `None` when nobody reads them). Console lines are dropped when the receiver falls behind;
+    /// milestones, starts and the verdict are not (see [`crate::progress`]).
     pub async fn start(
         format: &Format,
         image: &Path,
         opts: &BootOptions,
-        progress: UnboundedSender<Event>,
+        progress: Option<mpsc::Sender<Event>>,
     ) -> Result<Machine, HarnessError> {
         if !format.profile.bootable() {
             return Err(HarnessError::NotBootable {
@@ -133,7 +138,7 @@ impl Machine {
             firmware,
             transport: TransportKind::SerialOnly,
             serial_only_reason: None,
-            progress,
+            progress: Progress::new(progress),
             verdict: None,
             screenshot: None,
             bootable,
@@ -233,7 +238,7 @@ impl Machine {
             },
             qemu_args: self.command_line.clone(),
         };
-        let _ = self.progress.send(Event::Verdict(verdict.clone()));
+        self.progress.send(Event::Verdict(verdict.clone())).await;
         self.verdict = Some(verdict.clone());
         verdict
     }
@@ -278,7 +283,7 @@ impl Machine {
                 }
                 msg = next_notify(self.notify.as_mut()) => match msg {
                     Some(msg) => {
-                        let _ = self.progress.send(Event::Notify(msg.to_string()));
+                        self.progress.send(Event::Notify(msg.to_string())).await;
                         self.judge.feed(Signal::Notify(&msg), at)
                     }
                     None => {
@@ -294,7 +299,7 @@ impl Machine {
                 }
             };
             for m in self.judge.take_fresh() {
-                let _ = self.progress.send(Event::Milestone(m));
+                self.progress.send(Event::Milestone(m)).await;
             }
             if let Some(d) = decision {
                 return d;
@@ -357,7 +362,9 @@ impl Machine {
         let mut decision = None;
         for (console, last) in self.consoles.iter_mut().zip(last_partial.iter_mut()) {
             for line in console.read_lines() {
-                let _ = self.progress.send(Event::Serial(line.clone()));
+                if self.progress.wanted() {
+                    self.progress.chatter(Event::Serial(line.clone()));
+                }
                 decision = decision.or_else(|| self.judge.feed(Signal::Line(&line), at));
             }
             let tail = console.partial();

@@ -136,11 +136,13 @@ impl Machine {
         self.accel = accel;
         self.timeout = self.opts.timeout_for(accel);
         self.command_line = launch.command_line();
-        let _ = self.progress.send(Event::Started {
-            qemu_args: self.command_line.clone(),
-            accel,
-            run_dir: dir,
-        });
+        self.progress
+            .send(Event::Started {
+                qemu_args: self.command_line.clone(),
+                accel,
+                run_dir: dir,
+            })
+            .await;
         Ok(Launched::Running)
     }
 
@@ -163,10 +165,12 @@ impl Machine {
         ] {
             let _ = std::fs::rename(from, to);
         }
-        let _ = self.progress.send(Event::Restarted {
-            accel: Accel::Tcg,
-            why: why.clone(),
-        });
+        self.progress
+            .send(Event::Restarted {
+                accel: Accel::Tcg,
+                why: why.clone(),
+            })
+            .await;
         self.kvm_dropped = Some(why);
         match self.launch(Accel::Tcg).await? {
             Launched::Running => Ok(()),
