@@ -47,8 +47,8 @@ pub use error::HarnessError;
 pub use machine::{Machine, PoweredOff};
 pub use options::{AccelChoice, BootOptions, IsoFirmware, NotifyChoice};
 pub use verdict::{
-    Accel, Event, Evidence, Firmware, Milestone, MilestoneKind, Outcome, ReadinessSource, Reason,
-    TransportKind, Verdict,
+    Accel, Event, Evidence, Firmware, KvmDropped, Milestone, MilestoneKind, Outcome,
+    ReadinessSource, Reason, TransportKind, Verdict,
 };
 
 /// Boots, waits for the verdict, then stops QEMU at once and cleans up; the run directory is

@@ -88,7 +88,7 @@ mod tests {
             progress
                 .send(Event::Restarted {
                     accel: crate::Accel::Tcg,
-                    why: "test".into(),
+                    why: crate::KvmDropped::AtStart("test".into()),
                 })
                 .await;
         }

@@ -21,7 +21,7 @@ use crate::rundir::{RunDir, RunFiles};
 mod start;
 use crate::serial::LogTail;
 use crate::{
-    Accel, Event, Evidence, Firmware, HarnessError, Outcome, ReadinessSource, Reason,
+    Accel, Event, Evidence, Firmware, HarnessError, KvmDropped, Outcome, ReadinessSource, Reason,
     TransportKind, Verdict,
 };
 use start::Launched;
@@ -67,7 +67,7 @@ pub struct Machine {
     /// What a restart under TCG needs.
     bootable: Bootable,
     opts: BootOptions,
-    kvm_dropped: Option<String>,
+    kvm_dropped: Option<KvmDropped>,
 }
 
 /// How an ACPI power-off ([`Machine::qmp_powerdown`]) ended.
@@ -146,7 +146,7 @@ impl Machine {
             // A guest of this process died of KVM earlier: this one starts under TCG, and says why.
             kvm_dropped: accel::kvm_dropped()
                 .filter(|_| opts.accel == AccelChoice::Auto && accel == Accel::Tcg)
-                .map(str::to_string),
+                .map(|first| KvmDropped::EarlierGuest(Box::new(first.clone()))),
         };
         let launched = match machine.launch(accel).await? {
             Launched::Running if accel == Accel::Kvm && opts.accel == AccelChoice::Auto => {
@@ -193,7 +193,10 @@ impl Machine {
         } = &decision.outcome
         {
             if self.accel == Accel::Kvm && self.opts.accel == AccelChoice::Auto {
-                decision = match self.restart_under_tcg(detail.clone()).await {
+                decision = match self
+                    .restart_under_tcg(KvmDropped::MidBoot(detail.clone()))
+                    .await
+                {
                     Ok(()) => self.decide().await,
                     Err(e) => Decision {
                         outcome: Outcome::Failed {

@@ -17,14 +17,14 @@ use crate::qemu::{tail, QemuProcess};
 use crate::qmp::{ConnectFailure, Qmp, QmpEvent};
 use crate::rundir::RunDir;
 use crate::rundir::RunFiles;
-use crate::{Accel, Event, HarnessError};
+use crate::{Accel, Event, HarnessError, KvmDropped};
 
 /// How a launch of QEMU went.
 pub(super) enum Launched {
     /// QEMU answers on QMP (or, under a forced accelerator, died of it: the verdict says so).
     Running,
     /// QEMU died of KVM before answering, under `--accel auto`: restart under TCG.
-    KvmFailed(String),
+    KvmFailed(KvmDropped),
 }
 
 impl Machine {
@@ -54,10 +54,10 @@ impl Machine {
             None => false,
         };
         match self.accel_error() {
-            Some(line) => Launched::KvmFailed(line),
-            None if stopped => {
-                Launched::KvmFailed("QEMU stopped the guest with an internal error".into())
-            }
+            Some(line) => Launched::KvmFailed(KvmDropped::WhileSettling(line)),
+            None if stopped => Launched::KvmFailed(KvmDropped::WhileSettling(
+                "QEMU stopped the guest with an internal error".into(),
+            )),
             // Stopped or exited for another reason: the verdict will say which.
             None => {
                 self.stop_seen = true;
@@ -104,7 +104,7 @@ impl Machine {
                     Some(line) if accel == Accel::Kvm && self.opts.accel == AccelChoice::Auto => {
                         qemu.stop().await;
                         notify.close().await;
-                        return Ok(Launched::KvmFailed(line));
+                        return Ok(Launched::KvmFailed(KvmDropped::AtStart(line)));
                     }
                     // KVM was asked for: the verdict reports the failure.
                     Some(_) if accel == Accel::Kvm => None,
@@ -149,7 +149,7 @@ impl Machine {
     /// Stops the guest that died of KVM, keeps its stderr and QMP log as `kvm.stderr` and
     /// `kvm-qmp.log`, makes every later `auto` guest of this process use TCG, and starts this
     /// one again under TCG (QEMU's snapshot overlay is new with each start).
-    pub(super) async fn restart_under_tcg(&mut self, why: String) -> Result<(), HarnessError> {
+    pub(super) async fn restart_under_tcg(&mut self, why: KvmDropped) -> Result<(), HarnessError> {
         accel::drop_kvm(&why);
         self.qmp = None;
         if let Some(q) = self.qemu.take() {
