@@ -50,6 +50,9 @@ pub struct BootOptions {
     pub extra_qemu_args: Vec<String>,
     /// Show a display window (default: headless).
     pub display: bool,
+    /// Extra kernel parameters, for the vm formats only (appended to the run script's
+    /// `QEMU_KERNEL_PARAMS`); elsewhere the image's boot loader owns the command line.
+    pub kernel_params: Vec<String>,
 }
 
 impl Default for BootOptions {
@@ -65,6 +68,7 @@ impl Default for BootOptions {
             notify: NotifyChoice::Auto,
             extra_qemu_args: Vec::new(),
             display: false,
+            kernel_params: Vec::new(),
         }
     }
 }

@@ -71,6 +71,7 @@ impl Machine {
         let dir = self.path.clone();
         let files = RunFiles::of(&dir);
         let mut launch = launch_for(&self.bootable, &self.opts, accel, &dir)?;
+        append_kernel_params(&mut launch.env, &self.opts.kernel_params);
         let notify_opts = NotifyOptions {
             choice: self.opts.notify.clone(),
             memory_mib: self.opts.memory_mib,
@@ -198,4 +199,35 @@ async fn connect_qmp(
         ConnectFailure::Exited(how) => how,
         ConnectFailure::Timeout => format!("no QMP socket within {}s", QMP_START.as_secs()),
     })
+}
+
+/// Appends `params` to a run script's `QEMU_KERNEL_PARAMS` (only a vm format's launch has it).
+fn append_kernel_params(env: &mut [(String, String)], params: &[String]) {
+    if params.is_empty() {
+        return;
+    }
+    if let Some((_, value)) = env.iter_mut().find(|(k, _)| k == "QEMU_KERNEL_PARAMS") {
+        for param in params {
+            value.push(' ');
+            value.push_str(param);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::append_kernel_params;
+
+    #[test]
+    fn kernel_params_extend_a_run_scripts_params_only() {
+        let mut env = vec![(
+            "QEMU_KERNEL_PARAMS".to_string(),
+            "console=ttyS0".to_string(),
+        )];
+        append_kernel_params(&mut env, &["systemd.unit=emergency.target".into()]);
+        assert_eq!(env[0].1, "console=ttyS0 systemd.unit=emergency.target");
+        let mut other = vec![("TMPDIR".to_string(), "/tmp".to_string())];
+        append_kernel_params(&mut other, &["x".into()]);
+        assert_eq!(other[0].1, "/tmp");
+    }
 }
