@@ -164,11 +164,9 @@ fn start_cost(runtime: &tokio::runtime::Runtime, image_dir: &Path, rounds: usize
     let format = formats::registry().get("raw-efi").expect("registry format");
     let mut costs = Vec::new();
     for _ in 0..rounds.max(3) {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let cost = runtime.block_on(async {
-            tokio::spawn(async move { while rx.recv().await.is_some() {} });
             let called = Instant::now();
-            let machine = Machine::start(format, image_dir, &BootOptions::default(), tx)
+            let machine = Machine::start(format, image_dir, &BootOptions::default(), None)
                 .await
                 .expect("the harness starts the stand-in");
             // `elapsed` counts from QEMU's spawn.
@@ -255,9 +253,7 @@ async fn harness_failure(image_dir: &Path) -> (f64, String) {
         memory_mib: MEMORY_MIB,
         ..Default::default()
     };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let mut machine = Machine::start(format, image_dir, &opts, tx)
+    let mut machine = Machine::start(format, image_dir, &opts, None)
         .await
         .expect("the harness starts the stand-in");
     let verdict = machine.wait_ready().await;

@@ -181,13 +181,13 @@ async fn check_one(
     on_event: &(dyn Fn(&str, &Event) + Send + Sync),
 ) -> Checked {
     let name = target.format.name.clone();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let (tx, mut rx) = harness::progress::channel();
     let opts = &BootOptions {
         pair: target.pair.clone(),
         ..opts.clone()
     };
     let boot = async {
-        let mut machine = Machine::start(target.format, &target.image, opts, tx).await?;
+        let mut machine = Machine::start(target.format, &target.image, opts, Some(tx)).await?;
         let verdict = machine.wait_ready().await;
         let mut console = ConsoleOutcome::NotRun;
         if verdict.is_ready() && scenario == CheckScenario::Console {

@@ -3,7 +3,7 @@
 
 use std::{path::Path, sync::Arc};
 
-use harness::{Accel, Outcome, ReadinessSource, Verdict};
+use harness::{Accel, KvmDropped, Outcome, ReadinessSource, Verdict};
 use serde::Serialize;
 
 use crate::{
@@ -47,7 +47,7 @@ struct JsonVerdict<'a> {
     /// Lossy: JSON strings are UTF-8, a path need not be.
     image: String,
     accelerator: Option<Accel>,
-    kvm_dropped: Option<&'a str>,
+    kvm_dropped: Option<&'a KvmDropped>,
     readiness_source: Option<ReadinessSource>,
     transport: Option<String>,
     verdict: &'static str,
@@ -109,7 +109,7 @@ pub fn print(results: &[Checked], json: bool) {
     }
     if let Some(why) = results
         .iter()
-        .find_map(|c| c.verdict()?.kvm_dropped.as_deref())
+        .find_map(|c| c.verdict()?.kvm_dropped.as_ref())
     {
         println!(
             "* KVM failed ({why}): the guest was started again under TCG, and so were later ones"
@@ -205,7 +205,7 @@ fn json_row(c: &Checked) -> JsonVerdict<'_> {
         format: &c.format,
         image: c.image.to_string_lossy().into_owned(),
         accelerator: v.map(|v| v.accel),
-        kvm_dropped: v.and_then(|v| v.kvm_dropped.as_deref()),
+        kvm_dropped: v.and_then(|v| v.kvm_dropped.as_ref()),
         readiness_source: v.map(|v| v.source),
         transport: v.map(Verdict::transport_line),
         verdict: if c.passed() { "multi-user" } else { "failed" },

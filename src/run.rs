@@ -46,8 +46,8 @@ impl Drop for RawMode {
 /// unpacking, waiting for QMP), stops every process of the run and removes its directory.
 pub async fn run(target: Target, opts: BootOptions) -> Result<(), Exit> {
     let mut stop = crate::signals::Stop::install();
-    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let start = Machine::start(target.format, &target.image, &opts, tx);
+    // Progress events are not shown while the console is attached: none are asked for.
+    let start = Machine::start(target.format, &target.image, &opts, None);
     let mut machine = tokio::select! {
         started = start => started.map_err(|e| {
             if e.is_bad_input() {
@@ -62,8 +62,6 @@ pub async fn run(target: Target, opts: BootOptions) -> Result<(), Exit> {
             return Err(why);
         }
     };
-    // Progress events are not shown while the console is attached; drain them.
-    tokio::spawn(async move { while events.recv().await.is_some() {} });
     let mut serial = tokio::net::UnixStream::connect(machine.serial_socket())
         .await
         .map_err(|e| Exit::CannotCheck(format!("cannot attach to the serial console: {e}")))?;

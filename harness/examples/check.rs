@@ -40,7 +40,7 @@ async fn main() -> ExitCode {
         eprintln!("unknown format {name}");
         return ExitCode::from(2);
     };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let (tx, mut rx) = harness::progress::channel();
     let printer = tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
             println!("{}", serde_json::to_string(&ev).unwrap_or_default());
@@ -60,9 +60,9 @@ async fn run(
     format: &formats::Format,
     image: &std::path::Path,
     opts: &BootOptions,
-    tx: tokio::sync::mpsc::UnboundedSender<Event>,
+    tx: tokio::sync::mpsc::Sender<Event>,
 ) -> u8 {
-    let mut machine = match Machine::start(format, image, opts, tx).await {
+    let mut machine = match Machine::start(format, image, opts, Some(tx)).await {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");

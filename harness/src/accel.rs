@@ -23,7 +23,7 @@ use tokio::sync::OnceCell;
 use crate::options::AccelChoice;
 use crate::qmp::{ConnectFailure, Qmp};
 use crate::rundir::RunFiles;
-use crate::{firmware, profile, Accel, HarnessError};
+use crate::{firmware, profile, Accel, HarnessError, KvmDropped};
 
 /// The QEMU system emulator the harness starts unless `NIXGEN_QEMU` names another.
 pub const QEMU: &str = "qemu-system-x86_64";
@@ -36,7 +36,7 @@ const PROBE_RUN: Duration = Duration::from_millis(500);
 const PROBE_START: Duration = Duration::from_secs(5);
 
 static PROBED: OnceCell<Result<(), String>> = OnceCell::const_new();
-static DROPPED: OnceLock<String> = OnceLock::new();
+static DROPPED: OnceLock<KvmDropped> = OnceLock::new();
 
 /// The QEMU program: `$NIXGEN_QEMU` if set and not empty, else [`QEMU`] on PATH.
 pub fn qemu_program() -> PathBuf {
@@ -69,13 +69,13 @@ pub fn probe_failure() -> Option<&'static str> {
 
 /// Records that a real guest died of KVM: every later `Auto` guest of this process uses TCG.
 /// The first reason recorded is kept.
-pub fn drop_kvm(why: &str) {
-    let _ = DROPPED.set(why.to_string());
+pub fn drop_kvm(why: &KvmDropped) {
+    let _ = DROPPED.set(why.clone());
 }
 
 /// Why KVM was dropped in this process, if it was.
-pub fn kvm_dropped() -> Option<&'static str> {
-    DROPPED.get().map(String::as_str)
+pub fn kvm_dropped() -> Option<&'static KvmDropped> {
+    DROPPED.get()
 }
 
 /// The line of QEMU's stderr that says the accelerator failed, if one does: the MSR abort at
@@ -247,9 +247,23 @@ mod tests {
 
     #[test]
     fn dropping_kvm_makes_auto_choose_tcg() {
-        drop_kvm("KVM internal error (test)");
-        drop_kvm("a later reason is not kept");
-        assert_eq!(kvm_dropped(), Some("KVM internal error (test)"));
+        drop_kvm(&KvmDropped::WhileSettling(
+            "KVM internal error (test)".into(),
+        ));
+        drop_kvm(&KvmDropped::MidBoot("a later reason is not kept".into()));
+        assert_eq!(
+            kvm_dropped(),
+            Some(&KvmDropped::WhileSettling(
+                "KVM internal error (test)".into()
+            ))
+        );
+        assert_eq!(
+            serde_json::to_string(&KvmDropped::EarlierGuest(Box::new(
+                kvm_dropped().unwrap().clone()
+            )))
+            .unwrap(),
+            r#""KVM internal error (test)""#
+        );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -3,8 +3,8 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), harness::HarnessError> {
 //! let format = formats::registry().get("raw-efi").expect("known format");
-//! let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-//! let verdict = harness::check(format, "result".as_ref(), &Default::default(), tx).await?;
+//! // No progress events wanted; pass `Some(tx)` of `harness::progress::channel()` to get them.
+//! let verdict = harness::check(format, "result".as_ref(), &Default::default(), None).await?;
 //! println!("{:?} in {:?}", verdict.outcome, verdict.elapsed);
 //! # Ok(()) }
 //! ```
@@ -34,6 +34,7 @@ mod machine;
 pub mod notify;
 pub mod options;
 pub mod profile;
+pub mod progress;
 mod pty;
 pub mod qcow2;
 pub mod qemu;
@@ -49,8 +50,8 @@ pub use error::HarnessError;
 pub use machine::{Machine, PoweredOff};
 pub use options::{AccelChoice, BootOptions, IsoFirmware, NotifyChoice};
 pub use verdict::{
-    Accel, Event, Evidence, Firmware, Milestone, MilestoneKind, Outcome, ReadinessSource, Reason,
-    TransportKind, Verdict,
+    Accel, Event, Evidence, Firmware, KvmDropped, Milestone, MilestoneKind, Outcome,
+    ReadinessSource, Reason, TransportKind, Verdict,
 };
 
 /// Boots, waits for the verdict, then stops QEMU at once and cleans up; the run directory is
@@ -63,7 +64,7 @@ pub async fn check(
     format: &formats::Format,
     image: &Path,
     opts: &BootOptions,
-    progress: tokio::sync::mpsc::UnboundedSender<Event>,
+    progress: Option<tokio::sync::mpsc::Sender<Event>>,
 ) -> Result<Verdict, HarnessError> {
     let mut machine = Machine::start(format, image, opts, progress).await?;
     let mut verdict = machine.wait_ready().await;

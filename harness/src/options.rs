@@ -54,6 +54,9 @@ pub struct BootOptions {
     /// tarball (or a build result holding it), which is booted once the metadata is found to
     /// describe it.
     pub pair: Option<PathBuf>,
+    /// Extra kernel parameters, for the vm formats only (appended to the run script's
+    /// `QEMU_KERNEL_PARAMS`); elsewhere the image's boot loader owns the command line.
+    pub kernel_params: Vec<String>,
 }
 
 impl Default for BootOptions {
@@ -70,6 +73,7 @@ impl Default for BootOptions {
             extra_qemu_args: Vec::new(),
             display: false,
             pair: None,
+            kernel_params: Vec::new(),
         }
     }
 }

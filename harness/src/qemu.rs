@@ -1,5 +1,7 @@
 //! Starting QEMU (or a VM run script that execs it) in its own process group, and stopping
-//! the whole group: on [`QemuProcess::stop`], and on drop (Ctrl-C, errors, panics).
+//! the whole group: on [`QemuProcess::stop`], and on drop (Ctrl-C, errors, panics). Drop never
+//! blocks the caller (often a tokio worker): it sends SIGKILL to the group at once and leaves
+//! the reaping to a short-lived thread of its own.
 
 use std::fmt;
 use std::os::unix::process::ExitStatusExt;
@@ -104,7 +106,8 @@ impl fmt::Display for QemuExit {
 /// A running QEMU and its process group.
 #[derive(Debug)]
 pub struct QemuProcess {
-    child: Child,
+    /// `None` only after drop handed it to the reaper thread.
+    child: Option<Child>,
     pgid: i32,
     status: Option<QemuExit>,
     /// The console bridge of a program on a pseudo-terminal.
@@ -174,7 +177,7 @@ impl QemuProcess {
             .transpose()?;
         let pid = child.id().map_or(0, |p| p as i32);
         Ok(QemuProcess {
-            child,
+            child: Some(child),
             pgid: group.unwrap_or(pid),
             status: None,
             console,
@@ -183,7 +186,7 @@ impl QemuProcess {
 
     /// The process id of QEMU (or of the run script that execs it).
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        self.child.as_ref().and_then(Child::id)
     }
 
     /// The process group of the run.
@@ -196,10 +199,13 @@ impl QemuProcess {
         if let Some(s) = self.status {
             return s;
         }
-        let exit = match self.child.wait().await {
-            Ok(status) => QemuExit::from_status(status),
-            // Only if the child was already reaped elsewhere; never happens for ours.
-            Err(_) => QemuExit::Code(-1),
+        let exit = match self.child.as_mut().map(Child::wait) {
+            Some(wait) => match wait.await {
+                Ok(status) => QemuExit::from_status(status),
+                // Only if the child was already reaped elsewhere; never happens for ours.
+                Err(_) => QemuExit::Code(-1),
+            },
+            None => QemuExit::Code(-1),
         };
         self.status = Some(exit);
         exit
@@ -208,7 +214,7 @@ impl QemuProcess {
     /// `Some(exit)` if it has exited.
     pub fn try_exited(&mut self) -> Option<QemuExit> {
         if self.status.is_none() {
-            if let Ok(Some(s)) = self.child.try_wait() {
+            if let Some(Ok(Some(s))) = self.child.as_mut().map(Child::try_wait) {
                 self.status = Some(QemuExit::from_status(s));
             }
         }
@@ -242,14 +248,37 @@ impl Drop for QemuProcess {
         if let Some(console) = self.console.take() {
             console.abort();
         }
-        // Reap briefly so no zombie outlives the run (SIGKILL takes effect at once).
-        let until = Instant::now() + Duration::from_secs(2);
-        while self.status.is_none() && Instant::now() < until {
-            match self.child.try_wait() {
-                Ok(Some(s)) => self.status = Some(QemuExit::from_status(s)),
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(_) => break,
-            }
+        // SIGKILL ends every process of the group at once; what may take a moment is the
+        // kernel tearing QEMU's memory down before it can be reaped. Reap on a thread of our
+        // own, so a tokio worker dropping a machine (Ctrl-C in a `select!`) never waits.
+        if self.status.is_some() {
+            return;
+        }
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        let reaper = std::thread::Builder::new()
+            .name("qemu-reaper".into())
+            .spawn(move || reap(&mut child, REAP_FOR));
+        // No thread to be had: the child goes to tokio's own best-effort orphan reaping.
+        drop(reaper);
+    }
+}
+
+/// How long the reaper thread of a dropped [`QemuProcess`] waits for its killed QEMU.
+const REAP_FOR: Duration = Duration::from_secs(10);
+
+/// Polls `child` until it is reaped or `within` has passed (blocking: only on a thread of its
+/// own). A process that ends sooner leaves its killed child to init (exiting reparents it).
+fn reap(child: &mut Child, within: Duration) {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        match child.try_wait() {
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Ok(Some(_)) | Err(_) => return,
         }
     }
 }

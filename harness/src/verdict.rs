@@ -214,9 +214,9 @@ pub struct Verdict {
     pub outcome: Outcome,
     /// The accelerator used.
     pub accel: Accel,
-    /// Why KVM was dropped for this guest: it died of KVM under `--accel auto` (the reason is
-    /// the line of QEMU's stderr that said so) and was restarted under TCG.
-    pub kvm_dropped: Option<String>,
+    /// Why KVM was dropped for this guest: it (or an earlier guest of this process) died of KVM
+    /// under `--accel auto` and was restarted under TCG. In JSON the text of the reason.
+    pub kvm_dropped: Option<KvmDropped>,
     /// The channel that decided.
     pub source: ReadinessSource,
     /// The firmware that started the guest.
@@ -298,7 +298,7 @@ pub enum Event {
         /// The accelerator now in use.
         accel: Accel,
         /// Why the first one was dropped.
-        why: String,
+        why: KvmDropped,
     },
     /// A boot stage was reached.
     Milestone(Milestone),
@@ -359,5 +359,45 @@ mod tests {
         let v = serde_json::to_value(o).unwrap();
         assert_eq!(v["status"], "failed");
         assert_eq!(v["reason"], "no-bootable-device");
+    }
+}
+
+/// Why KVM was dropped for a guest under `--accel auto`, by when it failed. Each carries the
+/// line of QEMU's stderr that said so (or what QEMU's status said); it serialises and displays
+/// as that text alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvmDropped {
+    /// QEMU died of KVM before it answered on QMP (e.g. "failed to set MSR").
+    AtStart(String),
+    /// The fresh guest stopped with a KVM internal error while it was watched before being
+    /// handed out.
+    WhileSettling(String),
+    /// The boot failed of the accelerator later, while the verdict was awaited.
+    MidBoot(String),
+    /// An earlier guest of this process dropped KVM: this one started under TCG at once.
+    EarlierGuest(Box<KvmDropped>),
+}
+
+impl KvmDropped {
+    /// The reason's text (for an earlier guest, that guest's).
+    pub fn detail(&self) -> &str {
+        match self {
+            KvmDropped::AtStart(why)
+            | KvmDropped::WhileSettling(why)
+            | KvmDropped::MidBoot(why) => why,
+            KvmDropped::EarlierGuest(first) => first.detail(),
+        }
+    }
+}
+
+impl std::fmt::Display for KvmDropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.detail())
+    }
+}
+
+impl Serialize for KvmDropped {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.detail())
     }
 }

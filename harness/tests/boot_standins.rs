@@ -125,7 +125,7 @@ async fn boot_one(dir: &Path, s: &Standin) -> Result<String, String> {
         &["serial.log", "firmware.log", "qemu.stdout"],
     );
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = harness::progress::channel();
     let (seen2, run_dir2) = (seen.clone(), run_dir.clone());
     let recorder = tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
@@ -139,7 +139,7 @@ async fn boot_one(dir: &Path, s: &Standin) -> Result<String, String> {
             }
         }
     });
-    let verdict = harness::check(format, &image, &opts, tx)
+    let verdict = harness::check(format, &image, &opts, Some(tx))
         .await
         .map_err(|e| format!("harness error: {e}"))?;
     let _ = recorder.await;

@@ -54,8 +54,7 @@ async fn a_press_after_qemu_exited_is_a_power_off() {
     let _guest = GUEST_LOCK.lock().await;
     let format = formats::registry().get("vm").expect("vm in the registry");
     let image = standins_dir().join("vm");
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut machine = Machine::start(format, &image, &BootOptions::default(), tx)
+    let mut machine = Machine::start(format, &image, &BootOptions::default(), None)
         .await
         .expect("start the vm stand-in");
     let verdict = machine.wait_ready().await;

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::processes_mentioning;
-use harness::{Accel, AccelChoice, BootOptions, Machine, NotifyChoice, Outcome, Reason, Verdict};
+use harness::{
+    Accel, AccelChoice, BootOptions, KvmDropped, Machine, NotifyChoice, Outcome, Reason, Verdict,
+};
 
 /// One test at a time: the CPU-time test measures this process.
 static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -47,8 +49,7 @@ fn opts(mode: &str, accel: AccelChoice) -> BootOptions {
 async fn boot(opts: &BootOptions) -> Verdict {
     let tmp = tempfile::tempdir().unwrap();
     let format = formats::registry().get("raw").unwrap();
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut machine = Machine::start(format, &disk(tmp.path()), opts, tx)
+    let mut machine = Machine::start(format, &disk(tmp.path()), opts, None)
         .await
         .expect("the fake QEMU starts");
     let run_dir = machine.run_dir().to_path_buf();
@@ -117,14 +118,24 @@ async fn auto_restarts_a_guest_that_dies_of_kvm_under_tcg() {
     assert!(v.is_ready(), "{:?}", v.outcome);
     assert_eq!(v.accel, Accel::Tcg);
     assert_eq!(
-        v.kvm_dropped.as_deref(),
+        v.kvm_dropped.as_ref().map(KvmDropped::detail),
         Some("KVM internal error. Suberror: 1 (emulation failure)")
+    );
+    assert!(
+        matches!(v.kvm_dropped, Some(KvmDropped::WhileSettling(_))),
+        "{:?}",
+        v.kvm_dropped
     );
     // Every later auto guest starts under TCG at once, and says why.
     let later = boot(&opts("msr", AccelChoice::Auto)).await;
     assert!(later.is_ready(), "{:?}", later.outcome);
     assert_eq!(later.accel, Accel::Tcg);
-    assert_eq!(later.kvm_dropped, v.kvm_dropped);
+    assert_eq!(
+        later.kvm_dropped,
+        v.kvm_dropped
+            .clone()
+            .map(|first| KvmDropped::EarlierGuest(Box::new(first)))
+    );
     assert!(
         later.qemu_args.iter().any(|a| a == "tcg"),
         "{:?}",
@@ -137,9 +148,8 @@ async fn qemu_killed_mid_boot_is_decided_within_two_seconds() {
     let _one = ONE.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let format = formats::registry().get("raw").unwrap();
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let opts = opts("hang", AccelChoice::Tcg);
-    let mut machine = Machine::start(format, &disk(tmp.path()), &opts, tx)
+    let mut machine = Machine::start(format, &disk(tmp.path()), &opts, None)
         .await
         .unwrap();
     let run_dir = machine.run_dir().to_path_buf();

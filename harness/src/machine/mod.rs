@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use formats::Format;
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use crate::accel;
 use crate::detect::{Decision, Judge, Signal};
 use crate::image::{self, Bootable};
 use crate::notify::NotifyChannel;
 use crate::options::{AccelChoice, BootOptions};
+use crate::progress::Progress;
 use crate::qemu::{QemuExit, QemuProcess};
 use crate::qmp::{Qmp, QmpEvent};
 use crate::rundir::{RunDir, RunFiles};
@@ -20,7 +21,7 @@ use crate::rundir::{RunDir, RunFiles};
 mod start;
 use crate::serial::LogTail;
 use crate::{
-    Accel, Event, Evidence, Firmware, HarnessError, Outcome, ReadinessSource, Reason,
+    Accel, Event, Evidence, Firmware, HarnessError, KvmDropped, Outcome, ReadinessSource, Reason,
     TransportKind, Verdict,
 };
 use start::Launched;
@@ -60,13 +61,13 @@ pub struct Machine {
     firmware: Firmware,
     transport: TransportKind,
     serial_only_reason: Option<String>,
-    progress: UnboundedSender<Event>,
+    progress: Progress,
     verdict: Option<Verdict>,
     screenshot: Option<PathBuf>,
     /// What a restart under TCG needs.
     bootable: Bootable,
     opts: BootOptions,
-    kvm_dropped: Option<String>,
+    kvm_dropped: Option<KvmDropped>,
 }
 
 /// How an ACPI power-off ([`Machine::qmp_powerdown`]) ended.
@@ -83,11 +84,15 @@ impl Machine {
     /// Boots `image` (a file, or a build result directory searched with the format's output
     /// glob) as `format` says, and returns once QEMU answers on QMP. Under `--accel auto`, a
     /// QEMU that dies of KVM at start is started again under TCG at once.
+    ///
+    /// `progress` receives the machine's [`Event`]s (a sender of [`crate::progress::channel`];
+    /// `None` when nobody reads them). Console lines are dropped when the receiver falls behind;
+    /// milestones, starts and the verdict are not (see [`crate::progress`]).
     pub async fn start(
         format: &Format,
         image: &Path,
         opts: &BootOptions,
-        progress: UnboundedSender<Event>,
+        progress: Option<mpsc::Sender<Event>>,
     ) -> Result<Machine, HarnessError> {
         if !format.profile.bootable() {
             return Err(HarnessError::NotBootable {
@@ -133,7 +138,7 @@ impl Machine {
             firmware,
             transport: TransportKind::SerialOnly,
             serial_only_reason: None,
-            progress,
+            progress: Progress::new(progress),
             verdict: None,
             screenshot: None,
             bootable,
@@ -141,7 +146,7 @@ impl Machine {
             // A guest of this process died of KVM earlier: this one starts under TCG, and says why.
             kvm_dropped: accel::kvm_dropped()
                 .filter(|_| opts.accel == AccelChoice::Auto && accel == Accel::Tcg)
-                .map(str::to_string),
+                .map(|first| KvmDropped::EarlierGuest(Box::new(first.clone()))),
         };
         let launched = match machine.launch(accel).await? {
             Launched::Running if accel == Accel::Kvm && opts.accel == AccelChoice::Auto => {
@@ -188,7 +193,10 @@ impl Machine {
         } = &decision.outcome
         {
             if self.accel == Accel::Kvm && self.opts.accel == AccelChoice::Auto {
-                decision = match self.restart_under_tcg(detail.clone()).await {
+                decision = match self
+                    .restart_under_tcg(KvmDropped::MidBoot(detail.clone()))
+                    .await
+                {
                     Ok(()) => self.decide().await,
                     Err(e) => Decision {
                         outcome: Outcome::Failed {
@@ -233,7 +241,7 @@ impl Machine {
             },
             qemu_args: self.command_line.clone(),
         };
-        let _ = self.progress.send(Event::Verdict(verdict.clone()));
+        self.progress.send(Event::Verdict(verdict.clone())).await;
         self.verdict = Some(verdict.clone());
         verdict
     }
@@ -278,7 +286,7 @@ impl Machine {
                 }
                 msg = next_notify(self.notify.as_mut()) => match msg {
                     Some(msg) => {
-                        let _ = self.progress.send(Event::Notify(msg.to_string()));
+                        self.progress.send(Event::Notify(msg.to_string())).await;
                         self.judge.feed(Signal::Notify(&msg), at)
                     }
                     None => {
@@ -294,7 +302,7 @@ impl Machine {
                 }
             };
             for m in self.judge.take_fresh() {
-                let _ = self.progress.send(Event::Milestone(m));
+                self.progress.send(Event::Milestone(m)).await;
             }
             if let Some(d) = decision {
                 return d;
@@ -357,7 +365,9 @@ impl Machine {
         let mut decision = None;
         for (console, last) in self.consoles.iter_mut().zip(last_partial.iter_mut()) {
             for line in console.read_lines() {
-                let _ = self.progress.send(Event::Serial(line.clone()));
+                if self.progress.wanted() {
+                    self.progress.chatter(Event::Serial(line.clone()));
+                }
                 decision = decision.or_else(|| self.judge.feed(Signal::Line(&line), at));
             }
             let tail = console.partial();

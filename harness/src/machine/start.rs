@@ -17,14 +17,14 @@ use crate::qemu::{tail, QemuProcess};
 use crate::qmp::{ConnectFailure, Qmp, QmpEvent};
 use crate::rundir::RunDir;
 use crate::rundir::RunFiles;
-use crate::{Accel, Event, HarnessError};
+use crate::{Accel, Event, HarnessError, KvmDropped};
 
 /// How a launch of QEMU went.
 pub(super) enum Launched {
     /// QEMU answers on QMP (or, under a forced accelerator, died of it: the verdict says so).
     Running,
     /// QEMU died of KVM before answering, under `--accel auto`: restart under TCG.
-    KvmFailed(String),
+    KvmFailed(KvmDropped),
 }
 
 impl Machine {
@@ -54,10 +54,10 @@ impl Machine {
             None => false,
         };
         match self.accel_error() {
-            Some(line) => Launched::KvmFailed(line),
-            None if stopped => {
-                Launched::KvmFailed("QEMU stopped the guest with an internal error".into())
-            }
+            Some(line) => Launched::KvmFailed(KvmDropped::WhileSettling(line)),
+            None if stopped => Launched::KvmFailed(KvmDropped::WhileSettling(
+                "QEMU stopped the guest with an internal error".into(),
+            )),
             // Stopped or exited for another reason: the verdict will say which.
             None => {
                 self.stop_seen = true;
@@ -71,6 +71,7 @@ impl Machine {
         let dir = self.path.clone();
         let files = RunFiles::of(&dir);
         let mut launch = launch_for(&self.bootable, &self.opts, accel, &dir)?;
+        append_kernel_params(&mut launch.env, &self.opts.kernel_params);
         let notify_opts = NotifyOptions {
             choice: self.opts.notify.clone(),
             memory_mib: self.opts.memory_mib,
@@ -104,7 +105,7 @@ impl Machine {
                     Some(line) if accel == Accel::Kvm && self.opts.accel == AccelChoice::Auto => {
                         qemu.stop().await;
                         notify.close().await;
-                        return Ok(Launched::KvmFailed(line));
+                        return Ok(Launched::KvmFailed(KvmDropped::AtStart(line)));
                     }
                     // KVM was asked for: the verdict reports the failure.
                     Some(_) if accel == Accel::Kvm => None,
@@ -136,18 +137,20 @@ impl Machine {
         self.accel = accel;
         self.timeout = self.opts.timeout_for(accel);
         self.command_line = launch.command_line();
-        let _ = self.progress.send(Event::Started {
-            qemu_args: self.command_line.clone(),
-            accel,
-            run_dir: dir,
-        });
+        self.progress
+            .send(Event::Started {
+                qemu_args: self.command_line.clone(),
+                accel,
+                run_dir: dir,
+            })
+            .await;
         Ok(Launched::Running)
     }
 
     /// Stops the guest that died of KVM, keeps its stderr and QMP log as `kvm.stderr` and
     /// `kvm-qmp.log`, makes every later `auto` guest of this process use TCG, and starts this
     /// one again under TCG (QEMU's snapshot overlay is new with each start).
-    pub(super) async fn restart_under_tcg(&mut self, why: String) -> Result<(), HarnessError> {
+    pub(super) async fn restart_under_tcg(&mut self, why: KvmDropped) -> Result<(), HarnessError> {
         accel::drop_kvm(&why);
         self.qmp = None;
         if let Some(q) = self.qemu.take() {
@@ -163,10 +166,12 @@ impl Machine {
         ] {
             let _ = std::fs::rename(from, to);
         }
-        let _ = self.progress.send(Event::Restarted {
-            accel: Accel::Tcg,
-            why: why.clone(),
-        });
+        self.progress
+            .send(Event::Restarted {
+                accel: Accel::Tcg,
+                why: why.clone(),
+            })
+            .await;
         self.kvm_dropped = Some(why);
         match self.launch(Accel::Tcg).await? {
             Launched::Running => Ok(()),
@@ -194,4 +199,35 @@ async fn connect_qmp(
         ConnectFailure::Exited(how) => how,
         ConnectFailure::Timeout => format!("no QMP socket within {}s", QMP_START.as_secs()),
     })
+}
+
+/// Appends `params` to a run script's `QEMU_KERNEL_PARAMS` (only a vm format's launch has it).
+fn append_kernel_params(env: &mut [(String, String)], params: &[String]) {
+    if params.is_empty() {
+        return;
+    }
+    if let Some((_, value)) = env.iter_mut().find(|(k, _)| k == "QEMU_KERNEL_PARAMS") {
+        for param in params {
+            value.push(' ');
+            value.push_str(param);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::append_kernel_params;
+
+    #[test]
+    fn kernel_params_extend_a_run_scripts_params_only() {
+        let mut env = vec![(
+            "QEMU_KERNEL_PARAMS".to_string(),
+            "console=ttyS0".to_string(),
+        )];
+        append_kernel_params(&mut env, &["systemd.unit=emergency.target".into()]);
+        assert_eq!(env[0].1, "console=ttyS0 systemd.unit=emergency.target");
+        let mut other = vec![("TMPDIR".to_string(), "/tmp".to_string())];
+        append_kernel_params(&mut other, &["x".into()]);
+        assert_eq!(other[0].1, "/tmp");
+    }
 }

@@ -158,9 +158,7 @@ async fn run_async(
     );
     let mut clock = Instant::now();
     // Progress events are not needed: the verdict carries everything the scenarios use.
-    let (progress, _events) = tokio::sync::mpsc::unbounded_channel();
-    let mut machine = match Machine::start(format, image, &options(format, images), progress).await
-    {
+    let mut machine = match Machine::start(format, image, &options(format, images), None).await {
         Ok(m) => m,
         Err(e) => {
             let tail = e.run_dir().map_or("(no run directory)".into(), |d| {
