@@ -118,8 +118,8 @@ fn hostile_images_and_values_exit_2_and_leave_nothing() {
         (check("kexec", &arm), "its kernel is for aarch64"),
         (check("vm", &arm_vm), "qemu-system-aarch64"),
         (
-            with(check("raw", &good_disk), &["--system", "aarch64-linux"]),
-            "x86_64-linux images only",
+            with(check("raw", &good_disk), &["--system", "riscv64-linux"]),
+            "x86_64-linux and aarch64-linux images only",
         ),
         (
             with(

@@ -36,6 +36,10 @@ pub enum Profile {
     CloudDisk,
     /// An image for one cloud or hypervisor, not booted by the harness.
     CloudOnly,
+    /// An SD card image for an aarch64 board (MBR, a FAT firmware partition, an ext4 root
+    /// holding `/boot/extlinux/extlinux.conf`), booted the way a board boots it: U-Boot on
+    /// `qemu-system-aarch64 -M virt` (TCG) reads the extlinux.conf of its bootable partition.
+    UbootBoard,
     /// An image for a board's own firmware (SD card), not booted by the harness.
     Board,
 }
@@ -67,6 +71,7 @@ impl Profile {
             Profile::ContainerMetadata => "container-metadata",
             Profile::CloudDisk => "cloud-disk",
             Profile::CloudOnly => "cloud-only",
+            Profile::UbootBoard => "uboot-board",
             Profile::Board => "board",
         }
     }
@@ -115,6 +120,9 @@ pub enum Packing {
     Tar,
     /// A Proxmox VMA archive (perhaps zstd-compressed): its first disk is booted.
     Vma,
+    /// zstd around the disk file when the file is a zstd frame (nixpkgs' `sdImage.compressImage`,
+    /// on by default: `*.img.zst`); a file that is not one is the disk itself.
+    Zstd,
 }
 
 /// One format: a record of the registry.
@@ -250,7 +258,7 @@ impl Registry {
             }
             let is_disk = matches!(
                 f.profile,
-                Profile::BiosDisk | Profile::EfiDisk | Profile::CloudDisk
+                Profile::BiosDisk | Profile::EfiDisk | Profile::CloudDisk | Profile::UbootBoard
             );
             if is_disk != f.disk.is_some() {
                 return Err(invalid(

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use formats::{Format, Packing, Profile};
 use tokio::process::Command;
 
+use crate::aarch64::ArmBoot;
 use crate::arch;
 use crate::HarnessError;
 
@@ -43,6 +44,24 @@ pub enum Bootable {
         /// The unpacked tree.
         root: PathBuf,
     },
+    /// A disk for an aarch64 machine, booted on `qemu-system-aarch64 -M virt` under TCG.
+    Aarch64Disk {
+        /// The disk file.
+        path: PathBuf,
+        /// QEMU block driver (`raw`, `qcow2`, ...).
+        format: String,
+        /// Whether writes must go to an overlay.
+        snapshot: bool,
+        /// U-Boot (an SD card image's extlinux.conf) or AAVMF (an EFI system partition).
+        boot: ArmBoot,
+    },
+}
+
+impl Bootable {
+    /// Whether QEMU emulates another architecture for it (then TCG is the only accelerator).
+    pub fn is_foreign(&self) -> bool {
+        matches!(self, Bootable::Aarch64Disk { .. })
+    }
 }
 
 /// The image file of `format` at `image`: the file itself, or the match of the format's
@@ -86,10 +105,14 @@ pub fn check_regular(path: &Path) -> Result<(), HarnessError> {
 pub use crate::kexec::{extract_bundle, kexec_boot, parse_kexec_script, KexecCall};
 
 /// Prepares the file found by [`resolve`] for booting, unpacking into `run_dir` as needed.
+/// `system` is the Nix system the image was built for, when the caller knows it (`--system`):
+/// `aarch64-linux` boots a UEFI disk on qemu-system-aarch64 even where its bytes cannot be
+/// read here (a qcow2); a raw disk's EFI boot loader tells by itself.
 pub async fn prepare(
     format: &Format,
     file: &Path,
     run_dir: &Path,
+    system: Option<&str>,
 ) -> Result<Bootable, HarnessError> {
     match format.profile {
         Profile::DirectKernel | Profile::VmBootloader => {
@@ -104,7 +127,14 @@ pub async fn prepare(
             Ok(Bootable::Runner(file.to_path_buf()))
         }
         Profile::Iso => {
-            check_loader_arch(file, file)?;
+            if let Some(other) = check_loader_arch(file, file)? {
+                return Err(foreign_arch(
+                    file,
+                    &format!(
+                        "its EFI boot loader is for {other} (an {other} ISO is not booted yet)"
+                    ),
+                ));
+            }
             Ok(Bootable::Iso(qemu_path(file, run_dir)?))
         }
         Profile::BiosDisk | Profile::EfiDisk | Profile::CloudDisk => {
@@ -114,8 +144,9 @@ pub async fn prepare(
                 None => (qemu_path(file, run_dir)?, false),
                 Some(packing) => (unpack_disk(packing, &driver, file, run_dir).await?, true),
             };
+            let mut arm = system.is_some_and(|s| s.starts_with("aarch64-"));
             if format.profile == Profile::EfiDisk && driver == "raw" {
-                check_loader_arch(file, &path)?;
+                arm = check_loader_arch(file, &path)? == Some("aarch64");
             }
             let refuse = |detail: String| HarnessError::BadImage {
                 path: file.to_path_buf(),
@@ -132,6 +163,22 @@ pub async fn prepare(
                 }
                 profile => profile == Profile::EfiDisk,
             };
+            // nixpkgs boots raw and qcow by UEFI outside x86 (no BIOS GRUB there); a cloud
+            // disk by its own partition table.
+            if arm && (uefi || !cloud) {
+                return Ok(Bootable::Aarch64Disk {
+                    path,
+                    format: driver,
+                    snapshot: !packed || cloud,
+                    boot: ArmBoot::Uefi,
+                });
+            }
+            if arm {
+                return Err(foreign_arch(
+                    file,
+                    "it is an aarch64 disk without an EFI system partition",
+                ));
+            }
             // The user's file always boots on an overlay; an unpacked private copy only for a
             // cloud disk (an OVA's streamOptimized VMDK cannot be written in place).
             Ok(Bootable::Disk {
@@ -184,6 +231,20 @@ pub async fn prepare(
             }
             Ok(Bootable::Container { root })
         }
+        Profile::UbootBoard => {
+            let driver = format.disk.clone().unwrap_or_else(|| "raw".to_string());
+            let (path, packed) = if is_zstd(file)? {
+                (unzstd(file, &run_dir.join("disk.img")).await?, true)
+            } else {
+                (qemu_path(file, run_dir)?, false)
+            };
+            Ok(Bootable::Aarch64Disk {
+                path,
+                format: driver,
+                snapshot: !packed,
+                boot: ArmBoot::UBoot,
+            })
+        }
         Profile::ContainerMetadata | Profile::CloudOnly | Profile::Board => {
             Err(HarnessError::NotBootable {
                 format: format.name.clone(),
@@ -194,16 +255,20 @@ pub async fn prepare(
     }
 }
 
-/// Refuses a raw UEFI disk or ISO (`readable`, the user's `file` or its unpacked copy) whose
-/// EFI system partition holds boot loaders for other architectures only.
-fn check_loader_arch(file: &Path, readable: &Path) -> Result<(), HarnessError> {
+/// The architecture of a raw UEFI disk or ISO (`readable`, the user's `file` or its unpacked
+/// copy) by the boot loaders of its EFI system partition: `None` when it has one for this host
+/// (or none was found), `Some("aarch64")` when only aarch64 has one (booted on
+/// qemu-system-aarch64); other architectures are refused.
+fn check_loader_arch(file: &Path, readable: &Path) -> Result<Option<&'static str>, HarnessError> {
     let archs = crate::esp::loader_archs(readable);
     match archs.first() {
-        Some(other) if !archs.contains(&arch::HOST_ARCH) => Err(foreign_arch(
+        _ if archs.contains(&arch::HOST_ARCH) => Ok(None),
+        None => Ok(None),
+        Some(_) if archs.contains(&"aarch64") => Ok(Some("aarch64")),
+        Some(other) => Err(foreign_arch(
             file,
             &format!("its EFI boot loader is for {other} (EFI/BOOT on its EFI system partition)"),
         )),
-        _ => Ok(()),
     }
 }
 
@@ -211,7 +276,7 @@ fn foreign_arch(file: &Path, why: &str) -> HarnessError {
     HarnessError::BadImage {
         path: file.to_path_buf(),
         detail: format!(
-            "{why}, but --check and --run boot {} images only; check it on a machine of its architecture",
+            "{why}, but --check and --run boot {} and aarch64 (UEFI or U-Boot) images only; check it on a machine of its architecture",
             arch::HOST_ARCH
         ),
     }
@@ -279,6 +344,7 @@ async fn unpack_disk(
             run(&mut cmd, "gzip -d", file).await?;
             Ok(dest)
         }
+        Packing::Zstd => unzstd(file, &run_dir.join("disk.img")).await,
         Packing::Vma => {
             let (archive, dest) = (file.to_path_buf(), run_dir.join("disk.raw"));
             let out = dest.clone();
@@ -303,6 +369,59 @@ async fn unpack_disk(
             })
         }
     }
+}
+
+/// Whether `file` starts with zstd's frame magic.
+fn is_zstd(file: &Path) -> Result<bool, HarnessError> {
+    let head =
+        arch::head(file, 4).map_err(|e| HarnessError::io(format!("read {}", file.display()), e))?;
+    Ok(head == [0x28, 0xB5, 0x2F, 0xFD])
+}
+
+/// Copies `reader` to `writer`, leaving runs of zeros as holes (a disk image is mostly empty).
+fn copy_sparse(reader: &mut impl std::io::Read, writer: &mut std::fs::File) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = 0u64;
+    loop {
+        let mut got = 0;
+        while got < buf.len() {
+            match reader.read(&mut buf[got..])? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        if got == 0 {
+            break;
+        }
+        if buf[..got].iter().all(|b| *b == 0) {
+            writer.seek(SeekFrom::Current(got as i64))?;
+        } else {
+            writer.write_all(&buf[..got])?;
+        }
+        len += got as u64;
+        if got < buf.len() {
+            break;
+        }
+    }
+    writer.set_len(len)
+}
+
+/// Decompresses a zstd-compressed disk (an SD card image's `*.img.zst`) into `dest`.
+async fn unzstd(file: &Path, dest: &Path) -> Result<PathBuf, HarnessError> {
+    let (src, out) = (file.to_path_buf(), dest.to_path_buf());
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let mut reader = zstd::stream::read::Decoder::new(std::fs::File::open(&src)?)?;
+        let mut writer = std::fs::File::create(&out)?;
+        copy_sparse(&mut reader, &mut writer)
+    })
+    .await
+    .map_err(|e| HarnessError::io("decompress the disk", std::io::Error::other(e)))?
+    .map_err(|e| HarnessError::BadImage {
+        path: file.to_path_buf(),
+        detail: format!("zstd: {e}"),
+    })?;
+    Ok(dest.to_path_buf())
 }
 
 pub(crate) fn first_file(dir: &Path, want: &dyn Fn(&str) -> bool) -> Option<PathBuf> {

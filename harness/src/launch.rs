@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::aarch64::{self, ArmBoot};
 use crate::image::Bootable;
 use crate::options::{BootOptions, IsoFirmware};
 use crate::qemu::Launch;
@@ -64,6 +65,35 @@ pub(crate) fn launch_for(
             initrd,
             cmdline,
         } => qemu(profile::kexec(kernel, initrd, cmdline)),
+        Bootable::Aarch64Disk {
+            path,
+            format: driver,
+            snapshot,
+            boot,
+        } => {
+            // Another architecture: TCG whatever was resolved for x86 guests.
+            let mut args = aarch64::machine(opts.memory_mib, opts.cpus_for(Accel::Tcg));
+            args.extend(profile::channels_with(
+                dir,
+                opts.display,
+                aarch64::PANIC_DEVICE,
+            ));
+            args.extend(match boot {
+                ArmBoot::UBoot => {
+                    aarch64::uboot_disk(&aarch64::locate_uboot()?, path, driver, *snapshot)
+                }
+                ArmBoot::Uefi => {
+                    let aavmf = aarch64::locate_aavmf()?;
+                    let vars = dir.join("vars.fd");
+                    firmware::private_vars(&aavmf, &vars)?;
+                    let mut args = profile::uefi(&aavmf, &vars);
+                    args.extend(aarch64::disk(path, driver, *snapshot));
+                    args
+                }
+            });
+            let env = vec![("TMPDIR".to_string(), dir.to_string_lossy().into_owned())];
+            (aarch64::qemu_program(), env, args)
+        }
     };
     args.extend(opts.extra_qemu_args.iter().cloned());
     Ok(Launch {

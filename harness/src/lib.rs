@@ -13,6 +13,7 @@
 //! (tailed from QEMU's own log file), QMP events, QEMU's exit, the vsock notify channel
 //! ([`notify`]) and the deadline.
 
+pub mod aarch64;
 pub mod accel;
 pub mod arch;
 pub mod capacity;

@@ -50,6 +50,9 @@ pub struct BootOptions {
     pub extra_qemu_args: Vec<String>,
     /// Show a display window (default: headless).
     pub display: bool,
+    /// The Nix system the image was built for (`--system`), when known: `aarch64-linux` boots
+    /// a UEFI disk on qemu-system-aarch64 even where its bytes cannot be read here (a qcow2).
+    pub system: Option<String>,
 }
 
 impl Default for BootOptions {
@@ -65,6 +68,7 @@ impl Default for BootOptions {
             notify: NotifyChoice::Auto,
             extra_qemu_args: Vec::new(),
             display: false,
+            system: None,
         }
     }
 }
@@ -97,7 +101,18 @@ pub const fn default_cpus(accel: crate::Accel) -> u32 {
     }
 }
 
+/// The default deadline for an aarch64 guest (always TCG on this host). Measured here: see
+/// [`crate::aarch64`]; a Debian stand-in needs about `AARCH64_BOOT` of it on an idle machine.
+pub fn default_foreign_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+
 impl BootOptions {
+    /// The deadline that applies to a guest of another architecture (emulated by TCG).
+    pub fn timeout_for_foreign(&self) -> Duration {
+        self.timeout.unwrap_or_else(default_foreign_timeout)
+    }
+
     /// The number of guest CPUs that applies with this accelerator.
     pub fn cpus_for(&self, accel: crate::Accel) -> u32 {
         self.cpus.unwrap_or_else(|| default_cpus(accel))

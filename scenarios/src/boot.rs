@@ -39,15 +39,24 @@ pub struct BootRecord {
 pub enum Firmware {
     /// SeaBIOS (QEMU's default).
     Bios,
-    /// OVMF.
+    /// OVMF (AAVMF on aarch64).
     Uefi,
+    /// U-Boot (an aarch64 board's boot loader, QEMU's `-bios`).
+    UBoot,
     /// None: QEMU loads the kernel directly, or a container runs on the host's kernel.
     None,
 }
 
-/// The firmware kind of a boot: UEFI when the QEMU command line loads OVMF (pflash or
-/// `-bios`), otherwise none for direct-kernel and kexec profiles and BIOS for the rest.
+/// The firmware kind of a boot: U-Boot when the command line loads it, UEFI when it loads
+/// OVMF (pflash or `-bios`), otherwise none for direct-kernel and kexec profiles and BIOS for
+/// the rest.
 pub fn firmware(profile: Profile, qemu_args: &[String]) -> Firmware {
+    if qemu_args
+        .iter()
+        .any(|a| a.to_ascii_lowercase().contains("u-boot"))
+    {
+        return Firmware::UBoot;
+    }
     let uefi = qemu_args.iter().any(|a| {
         let a = a.to_ascii_lowercase();
         a.contains("ovmf") || a.contains("if=pflash") || a.contains("edk2")
@@ -143,6 +152,13 @@ mod tests {
             Firmware::None
         );
         assert_eq!(firmware(Profile::DirectKernel, &[]), Firmware::None);
+        assert_eq!(
+            firmware(
+                Profile::UbootBoard,
+                &args(&["-bios", "/usr/lib/u-boot/qemu_arm64/u-boot.bin"])
+            ),
+            Firmware::UBoot
+        );
     }
 
     #[test]
