@@ -169,6 +169,37 @@ mod tests {
     }
 
     #[test]
+    fn sd_image_launch_is_aarch64_tcg_through_uboot() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Bootable::Aarch64Disk {
+            path: "/r/disk.img".into(),
+            format: "raw".into(),
+            snapshot: false,
+            boot: ArmBoot::UBoot,
+        };
+        // Resolved as KVM for x86 guests: an aarch64 guest still runs under TCG.
+        let launched = launch_for(&b, &BootOptions::default(), Accel::Kvm, dir.path());
+        if aarch64::locate_uboot().is_err() {
+            assert!(launched.unwrap_err().to_string().contains("u-boot-qemu"));
+            return;
+        }
+        let l = launched.unwrap();
+        assert_eq!(l.program, aarch64::qemu_program());
+        let after = |flag: &str| -> Vec<&str> {
+            l.args
+                .windows(2)
+                .filter(|w| w[0] == flag)
+                .map(|w| w[1].as_str())
+                .collect()
+        };
+        assert_eq!(after("-machine"), ["virt"]);
+        assert_eq!(after("-accel"), ["tcg"]);
+        assert_eq!(after("-bios"), [aarch64::UBOOT]);
+        assert!(after("-device").contains(&"pvpanic-pci"));
+        assert!(!l.args.iter().any(|a| a == "pvpanic"));
+    }
+
+    #[test]
     fn kexec_launch_boots_the_kernel_directly() {
         let dir = tempfile::tempdir().unwrap();
         let b = Bootable::Kernel {

@@ -52,6 +52,7 @@ pub const BOOTABLE: &[Scenario] = &[Boot, Console, Poweroff];
 pub const SPECIAL: &[(&str, &[Scenario])] = &[
     ("install-iso", &[Boot, InstallIso]),
     ("install-iso-hyperv", &[Boot, InstallIso]),
+    ("sd-aarch64-installer", &[Boot, InstallIso]),
 ];
 
 /// The scenarios paired with `format`: empty when the harness cannot boot it.

@@ -363,6 +363,33 @@ mod tests {
     }
 
     #[test]
+    fn uboot_finding_nothing_to_boot() {
+        let mut d = TextDetector::new();
+        let first = d.line("U-Boot 2023.01+dfsg-2+deb12u3 (Jun 22 2026 - 08:38:07 +0000)");
+        assert_eq!(
+            first.last(),
+            Some(&Finding::Milestone(MilestoneKind::Firmware))
+        );
+        d.line("EFI boot manager: Cannot load any image");
+        d.line("No ethernet found.");
+        assert_eq!(
+            d.partial("=> "),
+            Some(Finding::Failed(Reason::NoBootableDevice))
+        );
+        // Found an extlinux.conf: the boot loader milestone; after the kernel, `=>` is no prompt.
+        let mut d = TextDetector::new();
+        d.line("U-Boot 2023.01");
+        assert_eq!(
+            d.line("Found /boot/extlinux/extlinux.conf").last(),
+            Some(&Finding::Milestone(MilestoneKind::Bootloader))
+        );
+        d.line("[    0.000000] Linux version 6.12.118+deb13-cloud-arm64 (gcc)");
+        assert_eq!(d.partial("=> "), None);
+        // Without U-Boot's banner a `=>` means nothing.
+        assert_eq!(TextDetector::new().partial("=> "), None);
+    }
+
+    #[test]
     fn tail_keeps_last_lines() {
         assert_eq!(tail_lines("a\nb\nc\nd\n", 2), "c\nd");
         assert_eq!(tail_lines("a", 30), "a");
