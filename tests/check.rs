@@ -173,6 +173,29 @@ fn check_console_logs_in_and_reports_the_system_state() {
     assert_nothing_left(tmp.path());
 }
 
+/// aarch64 UEFI disks boot on qemu-system-aarch64 through AAVMF, found from the image itself:
+/// a raw disk's ESP holds only BOOTAA64.EFI; a qcow2's head is read through qemu-img. One at a
+/// time (each is an emulated aarch64 guest).
+#[test]
+fn aarch64_uefi_disks_boot_through_aavmf() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (dir, all) = standins();
+    for name in ["raw-efi-aarch64", "qcow-efi-aarch64"] {
+        let s = standin(&all, name);
+        let tmp = tempfile::tempdir().unwrap();
+        let out = nixos_generate(tmp.path())
+            .args(["--check", "--json"])
+            .args(image_args(&dir, &[s]))
+            .output()
+            .unwrap();
+        let rows = json_rows(&out);
+        assert_eq!(rows[0]["verdict"], "multi-user", "{name}: {:#}", rows[0]);
+        assert_eq!(rows[0]["accelerator"], "tcg", "{name}");
+        assert_eq!(out.status.code(), Some(0), "{name}");
+        assert_nothing_left(tmp.path());
+    }
+}
+
 #[test]
 fn every_broken_standin_fails_with_its_reason() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -145,9 +145,6 @@ pub async fn prepare(
                 Some(packing) => (unpack_disk(packing, &driver, file, run_dir).await?, true),
             };
             let mut arm = system.is_some_and(|s| s.starts_with("aarch64-"));
-            if format.profile == Profile::EfiDisk && driver == "raw" {
-                arm = check_loader_arch(file, &path)? == Some("aarch64");
-            }
             let refuse = |detail: String| HarnessError::BadImage {
                 path: file.to_path_buf(),
                 detail,
@@ -165,6 +162,15 @@ pub async fn prepare(
             };
             // nixpkgs boots raw and qcow by UEFI outside x86 (no BIOS GRUB there); a cloud
             // disk by its own partition table.
+            // Without --system the boot loader on the ESP tells (read from a raw disk, else
+            // from its head converted by qemu-img); other architectures are refused.
+            if uefi && system.is_none() {
+                let found = match driver.as_str() {
+                    "raw" => check_loader_arch(file, &path)?,
+                    _ => loader_arch_via_qemu_img(file, &path, &driver, run_dir).await?,
+                };
+                arm = found == Some("aarch64");
+            }
             if arm && (uefi || !cloud) {
                 return Ok(Bootable::Aarch64Disk {
                     path,
@@ -270,6 +276,37 @@ fn check_loader_arch(file: &Path, readable: &Path) -> Result<Option<&'static str
             &format!("its EFI boot loader is for {other} (EFI/BOOT on its EFI system partition)"),
         )),
     }
+}
+
+/// How much of a non-raw disk's head is read to find its ESP's boot loader: nixpkgs puts the
+/// ESP at 1 or 8 MiB, and `EFI/BOOT` is among the first things written to it.
+const ESP_HEAD_MIB: u32 = 64;
+
+/// [`check_loader_arch`] for a disk QEMU reads with another block driver: its first
+/// [`ESP_HEAD_MIB`] MiB are converted into the run directory (`qemu-img dd`), read, and removed.
+/// `Ok(None)` when that fails: the checks that follow name what is wrong with the disk.
+async fn loader_arch_via_qemu_img(
+    file: &Path,
+    disk: &Path,
+    driver: &str,
+    run_dir: &Path,
+) -> Result<Option<&'static str>, HarnessError> {
+    let head = run_dir.join("esp-head.raw");
+    let mut cmd = Command::new("qemu-img");
+    cmd.args(["dd", "-f", driver, "-O", "raw", "bs=1M"])
+        .arg(format!("count={ESP_HEAD_MIB}"))
+        .arg(format!("if={}", disk.display()))
+        .arg(format!("of={}", head.display()))
+        .stdout(std::process::Stdio::null());
+    crate::lifeline::die_with_parent(&mut cmd);
+    let read = run(&mut cmd, "qemu-img dd", file).await.is_ok();
+    let found = if read {
+        check_loader_arch(file, &head)
+    } else {
+        Ok(None)
+    };
+    let _ = std::fs::remove_file(&head);
+    found
 }
 
 fn foreign_arch(file: &Path, why: &str) -> HarnessError {
@@ -479,8 +516,19 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("not booted yet"), "{e}");
-        // A qcow2 is not looked into: --system tells.
+        // A qcow2's head is converted and read; --system tells without reading.
         let qcow = registry.get("qcow-efi").unwrap();
+        let arm_q = d.path().join("arm.qcow2");
+        let converted = std::process::Command::new("qemu-img")
+            .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
+            .arg(&arm)
+            .arg(&arm_q)
+            .status();
+        if converted.is_ok_and(|s| s.success()) {
+            let b = prepare(qcow, &arm_q, d.path(), None).await.unwrap();
+            assert!(b.is_foreign(), "{b:?}");
+            assert!(!d.path().join("esp-head.raw").exists());
+        }
         let q = d.path().join("x.qcow2");
         let st = std::process::Command::new("qemu-img")
             .args(["create", "-q", "-f", "qcow2"])

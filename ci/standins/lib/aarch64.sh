@@ -118,12 +118,63 @@ TABLE
     dd if="$root" of="$img" bs=1M seek=38 conv=notrunc,sparse status=none
 }
 
-# standin_aarch64: sd-aarch64, sd-aarch64-installer and the broken sd-noboot.
+# grub_arm64_efi OUT.EFI: a removable-path GRUB for aarch64 UEFI (EFI/BOOT/BOOTAA64.EFI) reading
+# its grub.cfg from /EFI/BOOT. Debian ships grub-efi-arm64-bin for arm64 only: its modules are
+# extracted (mmdebstrap --variant=extract, no scripts run; bookworm's, to match the host's
+# grub-mkimage 2.06) and cached in rootfs/ beside the root file systems.
+grub_arm64_efi() {
+    local cached="$cache_root/rootfs/bookworm-arm64-grub-efi.tar" dir="$work/grub-arm64"
+    if [ ! -f "$cached" ]; then
+        log "extracting grub-efi-arm64-bin (bookworm, arm64)"
+        mkdir -p "$cache_root/rootfs"
+        mmdebstrap --quiet --arch=arm64 --variant=extract --format=tar --include=grub-efi-arm64-bin \
+            bookworm "$cached.partial" >&2
+        mv "$cached.partial" "$cached"
+    fi
+    mkdir -p "$dir"
+    tar -C "$dir" -xf "$cached" ./usr/lib/grub/arm64-efi
+    # shellcheck disable=SC2086
+    grub-mkimage -O arm64-efi -d "$dir/usr/lib/grub/arm64-efi" -p /EFI/BOOT -o "$1" \
+        part_gpt part_msdos ext2 fat linux normal search search_label configfile echo test gzio \
+        boot halt reboot ls cat
+}
+
+# efi_arm64_standin NAME ROOT.IMG KERNEL INITRD CMDLINE: STANDINS/NAME/nixos.img, an aarch64
+# raw-efi disk (GPT, ESP with GRUB at EFI/BOOT/BOOTAA64.EFI, ext4 root labelled nixos). AAVMF's
+# console is the PL011 already, so GRUB needs no serial terminal of its own.
+efi_arm64_standin() {
+    local name=$1 root=$2 img
+    mkdir -p "$out/$name"
+    grub_cfg "$3" "$4" "$5" | sed '/^serial /d; /^terminal_/d' >"$work/$name.cfg"
+    img="$work/$name.esp"
+    rm -f "$img"
+    mkfs.vfat -n ESP -C "$img" $(( ESP_MIB * 1024 )) >/dev/null
+    mmd -i "$img" ::/EFI ::/EFI/BOOT
+    mcopy -i "$img" "$work/BOOTAA64.EFI" ::/EFI/BOOT/BOOTAA64.EFI
+    mcopy -i "$img" "$work/$name.cfg" ::/EFI/BOOT/grub.cfg
+    disk_efi "$out/$name/nixos.img" "$img" "$root"
+}
+
+# standin_aarch64: sd-aarch64, sd-aarch64-installer, the broken sd-noboot, and the aarch64 UEFI
+# disks raw-efi-aarch64 and qcow-efi-aarch64.
 standin_aarch64() {
-    local ar="$work/trixie-arm64"
+    local ar="$work/trixie-arm64" k i
     debootstrap_arm64 trixie "$work/trixie-arm64.tar"
     unpack_root "$work/trixie-arm64.tar" "$ar"
     customise_arm64_root "$ar"
+
+    # UEFI: the same root labelled nixos, GRUB for arm64 on the ESP.
+    k=$(kernel_of "$ar") i=$(initrd_of "$ar")
+    sed -i 's/^LABEL=NIXOS_SD /LABEL=nixos /' "$ar/etc/fstab"
+    make_ext4 "$ar" "$work/root-arm64.ext4"
+    sed -i 's/^LABEL=nixos /LABEL=NIXOS_SD /' "$ar/etc/fstab"
+    grub_arm64_efi "$work/BOOTAA64.EFI"
+    efi_arm64_standin raw-efi-aarch64 "$work/root-arm64.ext4" "$k" "$i" "root=LABEL=nixos rw console=tty0 console=ttyAMA0,115200"
+    add_standin raw-efi-aarch64 raw-efi multi-user 257 "arm64 trixie raw-efi: GPT + ESP (GRUB at EFI/BOOT/BOOTAA64.EFI) + ext4 root labelled nixos; AAVMF boots it"
+    mkdir -p "$out/qcow-efi-aarch64"
+    to_qcow2 "$out/raw-efi-aarch64/nixos.img" "$out/qcow-efi-aarch64/nixos.qcow2"
+    add_standin qcow-efi-aarch64 qcow-efi multi-user 257 "qcow2 of raw-efi-aarch64 (checked with --system aarch64-linux: a qcow2 is not looked into)"
+
     sd_boot_files "$ar" "root=LABEL=NIXOS_SD rw rootwait $SD_CONSOLE"
     # The FAT partition holds the Raspberry Pi firmware on NixOS; here a note saying what it is.
     mkdir -p "$work/sd-firmware"
