@@ -173,14 +173,14 @@ fn check_console_logs_in_and_reports_the_system_state() {
     assert_nothing_left(tmp.path());
 }
 
-/// aarch64 UEFI disks boot on qemu-system-aarch64 through AAVMF, found from the image itself:
-/// a raw disk's ESP holds only BOOTAA64.EFI; a qcow2's head is read through qemu-img. One at a
-/// time (each is an emulated aarch64 guest).
+/// aarch64 UEFI disks and ISOs boot on qemu-system-aarch64 through AAVMF, found from the image
+/// itself: a raw disk's or an ISO's ESP holds only BOOTAA64.EFI; a qcow2's head is read through
+/// qemu-img. One at a time (each is an emulated aarch64 guest).
 #[test]
 fn aarch64_uefi_disks_boot_through_aavmf() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, all) = standins();
-    for name in ["raw-efi-aarch64", "qcow-efi-aarch64"] {
+    for name in ["raw-efi-aarch64", "qcow-efi-aarch64", "iso-aarch64"] {
         let s = standin(&all, name);
         let tmp = tempfile::tempdir().unwrap();
         let out = nixos_generate(tmp.path())

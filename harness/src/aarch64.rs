@@ -89,6 +89,22 @@ pub fn disk(image: &Path, format: &str, snapshot: bool) -> Vec<String> {
     ]
 }
 
+/// An ISO as a read-only CD-ROM on virtio-scsi, first in boot order (AAVMF boots it; NixOS's
+/// and Debian's initrds have `virtio_scsi` and `sr_mod`).
+pub fn cdrom(iso: &Path) -> Vec<String> {
+    vec![
+        s("-drive"),
+        format!(
+            "file={},format=raw,if=none,id=cd0,media=cdrom,readonly=on",
+            iso.to_string_lossy().replace(',', ",,")
+        ),
+        s("-device"),
+        s("virtio-scsi-pci,id=scsi0"),
+        s("-device"),
+        s("scsi-cd,drive=cd0,bus=scsi0.0,bootindex=1"),
+    ]
+}
+
 /// A disk started by U-Boot (`-bios`), as a board's boot ROM would start it.
 pub fn uboot_disk(uboot: &Path, image: &Path, format: &str, snapshot: bool) -> Vec<String> {
     let mut args = vec![s("-bios"), uboot.to_string_lossy().into_owned()];
@@ -190,6 +206,13 @@ mod tests {
         assert_eq!(
             after(&a, "-device"),
             ["virtio-blk-pci,drive=disk0,bootindex=1"]
+        );
+        assert_eq!(
+            after(&cdrom(Path::new("/i/x.iso")), "-device"),
+            [
+                "virtio-scsi-pci,id=scsi0",
+                "scsi-cd,drive=cd0,bus=scsi0.0,bootindex=1"
+            ]
         );
         assert!(!disk(Path::new("/r/disk.img"), "raw", false)
             .iter()

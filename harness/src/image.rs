@@ -55,12 +55,15 @@ pub enum Bootable {
         /// U-Boot (an SD card image's extlinux.conf) or AAVMF (an EFI system partition).
         boot: ArmBoot,
     },
+    /// An ISO whose EFI system partition holds only an aarch64 boot loader, booted through AAVMF
+    /// on `qemu-system-aarch64 -M virt` under TCG.
+    Aarch64Iso(PathBuf),
 }
 
 impl Bootable {
     /// Whether QEMU emulates another architecture for it (then TCG is the only accelerator).
     pub fn is_foreign(&self) -> bool {
-        matches!(self, Bootable::Aarch64Disk { .. })
+        matches!(self, Bootable::Aarch64Disk { .. } | Bootable::Aarch64Iso(_))
     }
 }
 
@@ -127,15 +130,12 @@ pub async fn prepare(
             Ok(Bootable::Runner(file.to_path_buf()))
         }
         Profile::Iso => {
-            if let Some(other) = check_loader_arch(file, file)? {
-                return Err(foreign_arch(
-                    file,
-                    &format!(
-                        "its EFI boot loader is for {other} (an {other} ISO is not booted yet)"
-                    ),
-                ));
+            let arm = check_loader_arch(file, file)? == Some("aarch64")
+                || system.is_some_and(|s| s.starts_with("aarch64-"));
+            match arm {
+                true => Ok(Bootable::Aarch64Iso(qemu_path(file, run_dir)?)),
+                false => Ok(Bootable::Iso(qemu_path(file, run_dir)?)),
             }
-            Ok(Bootable::Iso(qemu_path(file, run_dir)?))
         }
         Profile::BiosDisk | Profile::EfiDisk | Profile::CloudDisk => {
             let cloud = format.profile == Profile::CloudDisk;
@@ -512,10 +512,10 @@ mod tests {
         let e = prepare(raw_efi, &riscv, d.path(), None).await.unwrap_err();
         assert!(e.to_string().contains("riscv64"), "{e}");
         let arm_iso = disk("arm.iso", iso(&fat_with("BOOTAA64.EFI")));
-        let e = prepare(registry.get("iso").unwrap(), &arm_iso, d.path(), None)
+        let b = prepare(registry.get("iso").unwrap(), &arm_iso, d.path(), None)
             .await
-            .unwrap_err();
-        assert!(e.to_string().contains("not booted yet"), "{e}");
+            .unwrap();
+        assert_eq!(b, Bootable::Aarch64Iso(arm_iso.clone()));
         // A qcow2's head is converted and read; --system tells without reading.
         let qcow = registry.get("qcow-efi").unwrap();
         let arm_q = d.path().join("arm.qcow2");

@@ -31,6 +31,24 @@ pub(crate) fn launch_for(
         let env = vec![("TMPDIR".to_string(), dir.to_string_lossy().into_owned())];
         (crate::accel::qemu_program(), env, args)
     };
+    // Another architecture: TCG whatever was resolved for x86 guests.
+    let arm = |boot: Vec<String>| {
+        let mut args = aarch64::machine(opts.memory_mib, opts.cpus_for(Accel::Tcg));
+        args.extend(profile::channels_with(
+            dir,
+            opts.display,
+            aarch64::PANIC_DEVICE,
+        ));
+        args.extend(boot);
+        let env = vec![("TMPDIR".to_string(), dir.to_string_lossy().into_owned())];
+        (aarch64::qemu_program(), env, args)
+    };
+    let aavmf = || -> Result<Vec<String>, HarnessError> {
+        let aavmf = aarch64::locate_aavmf()?;
+        let vars = dir.join("vars.fd");
+        firmware::private_vars(&aavmf, &vars)?;
+        Ok(profile::uefi(&aavmf, &vars))
+    };
     let (program, env, mut args) = match bootable {
         Bootable::Container { root } => (
             PathBuf::from(crate::container::UNSHARE),
@@ -70,30 +88,21 @@ pub(crate) fn launch_for(
             format: driver,
             snapshot,
             boot,
-        } => {
-            // Another architecture: TCG whatever was resolved for x86 guests.
-            let mut args = aarch64::machine(opts.memory_mib, opts.cpus_for(Accel::Tcg));
-            args.extend(profile::channels_with(
-                dir,
-                opts.display,
-                aarch64::PANIC_DEVICE,
-            ));
-            args.extend(match boot {
-                ArmBoot::UBoot => {
-                    aarch64::uboot_disk(&aarch64::locate_uboot()?, path, driver, *snapshot)
-                }
-                ArmBoot::Uefi => {
-                    let aavmf = aarch64::locate_aavmf()?;
-                    let vars = dir.join("vars.fd");
-                    firmware::private_vars(&aavmf, &vars)?;
-                    let mut args = profile::uefi(&aavmf, &vars);
-                    args.extend(aarch64::disk(path, driver, *snapshot));
-                    args
-                }
-            });
-            let env = vec![("TMPDIR".to_string(), dir.to_string_lossy().into_owned())];
-            (aarch64::qemu_program(), env, args)
-        }
+        } => arm(match boot {
+            ArmBoot::UBoot => {
+                aarch64::uboot_disk(&aarch64::locate_uboot()?, path, driver, *snapshot)
+            }
+            ArmBoot::Uefi => {
+                let mut args = aavmf()?;
+                args.extend(aarch64::disk(path, driver, *snapshot));
+                args
+            }
+        }),
+        Bootable::Aarch64Iso(iso) => arm({
+            let mut args = aavmf()?;
+            args.extend(aarch64::cdrom(iso));
+            args
+        }),
     };
     args.extend(opts.extra_qemu_args.iter().cloned());
     Ok(Launch {

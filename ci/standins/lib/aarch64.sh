@@ -155,8 +155,30 @@ efi_arm64_standin() {
     disk_efi "$out/$name/nixos.img" "$img" "$root"
 }
 
-# standin_aarch64: sd-aarch64, sd-aarch64-installer, the broken sd-noboot, and the aarch64 UEFI
-# disks raw-efi-aarch64 and qcow-efi-aarch64.
+# iso_arm64 KERNEL_FILE RAMROOT ISO: an aarch64 UEFI ISO (grub-mkrescue with the arm64-efi
+# modules of grub_arm64_efi, EFI/BOOT/BOOTAA64.EFI in its El Torito ESP) that boots KERNEL_FILE
+# with RAMROOT (the whole root file system) as its initramfs, volume id NIXOS_STANDIN.
+iso_arm64() {
+    local d
+    d=$(mktemp -d "$work/isoroot.XXXXXX")
+    mkdir -p "$d/boot/grub" "$(dirname "$3")"
+    cp "$1" "$d/boot/Image"
+    cp "$2" "$d/boot/initrd"
+    cat >"$d/boot/grub/grub.cfg" <<'CFG'
+set timeout=0
+echo 'stand-in: GRUB loading the kernel'
+linux /boot/Image console=tty0 console=ttyAMA0,115200
+initrd /boot/initrd
+boot
+CFG
+    grub-mkrescue --quiet -d "$work/grub-arm64/usr/lib/grub/arm64-efi" -o "$3" "$d" -- -volid NIXOS_STANDIN 2>&1 \
+        | grep -v '^xorriso.*: UPDATE' >&2 || true
+    [ -s "$3" ] || die "grub-mkrescue made no ISO $3"
+    rm -rf "$d"
+}
+
+# standin_aarch64: sd-aarch64, sd-aarch64-installer, the broken sd-noboot, the aarch64 UEFI
+# disks raw-efi-aarch64 and qcow-efi-aarch64, and the aarch64 ISO iso-aarch64.
 standin_aarch64() {
     local ar="$work/trixie-arm64" k i
     debootstrap_arm64 trixie "$work/trixie-arm64.tar"
@@ -173,7 +195,10 @@ standin_aarch64() {
     add_standin raw-efi-aarch64 raw-efi multi-user 257 "arm64 trixie raw-efi: GPT + ESP (GRUB at EFI/BOOT/BOOTAA64.EFI) + ext4 root labelled nixos; AAVMF boots it"
     mkdir -p "$out/qcow-efi-aarch64"
     to_qcow2 "$out/raw-efi-aarch64/nixos.img" "$out/qcow-efi-aarch64/nixos.qcow2"
-    add_standin qcow-efi-aarch64 qcow-efi multi-user 257 "qcow2 of raw-efi-aarch64 (checked with --system aarch64-linux: a qcow2 is not looked into)"
+    add_standin qcow-efi-aarch64 qcow-efi multi-user 257 "qcow2 of raw-efi-aarch64 (its ESP is read through qemu-img)"
+    make_ram_root "$ar" "$work/ramroot-arm64.zst"
+    iso_arm64 "$ar$k" "$work/ramroot-arm64.zst" "$out/iso-aarch64/iso/nixos-standin-aarch64.iso"
+    add_standin iso-aarch64 iso multi-user 257 "aarch64 UEFI ISO (grub-mkrescue, arm64-efi); root file system inside the initramfs"
 
     sd_boot_files "$ar" "root=LABEL=NIXOS_SD rw rootwait $SD_CONSOLE"
     # The FAT partition holds the Raspberry Pi firmware on NixOS; here a note saying what it is.
