@@ -40,6 +40,7 @@ pub mod rundir;
 pub mod serial;
 mod verdict;
 pub mod vma;
+mod zstd_disk;
 
 use std::path::Path;
 
