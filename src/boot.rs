@@ -29,6 +29,7 @@ pub fn options(cli: &Cli) -> BootOptions {
         },
         keep: cli.keep,
         extra_qemu_args: cli.qemu_args.clone(),
+        system: cli.system.clone(),
         ..BootOptions::default()
     }
 }

@@ -37,8 +37,9 @@ pub fn pair_metadata(targets: &mut [Target]) {
     }
 }
 
-/// The one system `--run`/`--check` boot (aarch64 guests are not supported yet).
-pub const BOOTS_SYSTEM: &str = "x86_64-linux";
+/// The systems `--run`/`--check` boot: x86_64 with KVM or TCG, aarch64 on qemu-system-aarch64
+/// under TCG (U-Boot for the SD card images, AAVMF for UEFI disks).
+pub const BOOTS_SYSTEMS: &[&str] = &["x86_64-linux", "aarch64-linux"];
 
 /// Checks that every requested format can be booted here, before anything is built.
 pub fn check_bootable(request: &BuildRequest, run: bool) -> Result<(), Exit> {
@@ -47,9 +48,13 @@ pub fn check_bootable(request: &BuildRequest, run: bool) -> Result<(), Exit> {
             "--run/--check need a built-in format (its boot profile): drop --format-path or build it first and pass --image",
         ));
     }
-    if let Some(system) = request.system.as_deref().filter(|s| *s != BOOTS_SYSTEM) {
+    if let Some(system) = request
+        .system
+        .as_deref()
+        .filter(|s| !BOOTS_SYSTEMS.contains(s))
+    {
         return Err(bad_input(format!(
-            "--run/--check boot {BOOTS_SYSTEM} images only (with qemu-system-x86_64), not {system}: drop --system {system}, or build without --run/--check"
+            "--run/--check boot x86_64-linux and aarch64-linux images only, not {system}: drop --system {system}, or build without --run/--check"
         )));
     }
     if run && request.formats.len() != 1 {

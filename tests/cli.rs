@@ -185,8 +185,8 @@ fn bad_input_exits_2_with_one_line() {
             "1 --image for 2 -f",
         ),
         (
-            vec!["-f", "sd-aarch64", "--check"],
-            "format sd-aarch64 cannot be checked (not yet: an aarch64 board",
+            vec!["-f", "lxc-metadata", "--run"],
+            "lxc-metadata is checked with its lxc pair: --run -f lxc boots",
         ),
         (
             vec!["-f", "iso", "-f", "vm", "--run"],

@@ -172,8 +172,8 @@ fn hostile_images_and_values_exit_2_and_leave_nothing() {
         (check("linode", &good_disk), "gzip -d"),
         (check("sd-x86_64", &sd_blank), "no bootable ext4 partition"),
         (
-            with(check("raw", &good_disk), &["--system", "aarch64-linux"]),
-            "x86_64-linux images only",
+            with(check("raw", &good_disk), &["--system", "riscv64-linux"]),
+            "x86_64-linux and aarch64-linux images only",
         ),
         (
             with(
@@ -441,4 +441,56 @@ fn a_check_passes_with_a_tmpdir_qemu_cannot_take() {
     let run_dir = run_dir.expect("--keep names the run directory");
     assert_eq!(run_dir.parent(), Some(Path::new("/tmp")), "{run_dir:?}");
     assert_eq!(fs::read_dir(&odd).unwrap().count(), 0);
+}
+
+/// An aarch64 image where its machine cannot be built: no aarch64 QEMU, no U-Boot (exit 4, one
+/// line naming the package), or `--accel kvm` (exit 2): nothing started, nothing left behind.
+#[test]
+fn aarch64_without_its_machine_is_one_line_naming_the_package() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let sd = sb.file("files/sd-image/nixos.img", &[0u8; 65536]);
+    let check = |env: (&str, &str), extra: &[&str]| {
+        let out = sb
+            .command()
+            .args(["--check", "-f", "sd-aarch64"])
+            .args(extra)
+            .arg("--image")
+            .arg(&sd)
+            .env(env.0, env.1)
+            .output()
+            .unwrap();
+        sb.assert_tmp_empty();
+        out
+    };
+    let cases = [
+        (
+            ("NIXGEN_QEMU_AARCH64", "/nonexistent/qemu-system-aarch64"),
+            &[][..],
+            4,
+            "install qemu-system-arm",
+        ),
+        (
+            ("NIXGEN_UBOOT", "/nonexistent/u-boot.bin"),
+            &[][..],
+            4,
+            "install the `u-boot-qemu` package",
+        ),
+        (
+            ("NIXGEN_UNUSED", ""),
+            &["--accel", "kvm"][..],
+            2,
+            "--accel kvm cannot run",
+        ),
+    ];
+    for (env, extra, code, needle) in cases {
+        let out = check(env, extra);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{env:?}: {err}");
+        let line = err
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{env:?}: no line with {needle:?} in {err}"));
+        assert!(line.starts_with("nixos-generate: "), "{line}");
+    }
 }

@@ -45,6 +45,10 @@ pub enum Profile {
     Extlinux,
     /// An image for one cloud or hypervisor, not booted by the harness.
     CloudOnly,
+    /// An SD card image for an aarch64 board (MBR, a FAT firmware partition, an ext4 root
+    /// holding `/boot/extlinux/extlinux.conf`), booted the way a board boots it: U-Boot on
+    /// `qemu-system-aarch64 -M virt` (TCG) reads the extlinux.conf of its bootable partition.
+    UbootBoard,
     /// An image for a board's own firmware (SD card), not booted by the harness.
     Board,
 }
@@ -80,6 +84,7 @@ impl Profile {
             Profile::KernelFromDisk => "kernel-from-disk",
             Profile::Extlinux => "extlinux",
             Profile::CloudOnly => "cloud-only",
+            Profile::UbootBoard => "uboot-board",
             Profile::Board => "board",
         }
     }
@@ -128,6 +133,9 @@ pub enum Packing {
     Tar,
     /// A Proxmox VMA archive (perhaps zstd-compressed): its first disk is booted.
     Vma,
+    /// zstd around the disk file when the file is a zstd frame (nixpkgs' `sdImage.compressImage`,
+    /// on by default: `*.img.zst`); a file that is not one is the disk itself.
+    Zstd,
 }
 
 /// One format: a record of the registry.
@@ -263,6 +271,7 @@ impl Registry {
                     | Profile::CloudDisk
                     | Profile::KernelFromDisk
                     | Profile::Extlinux
+                    | Profile::UbootBoard
             );
             if is_disk != f.disk.is_some() {
                 return Err(invalid(

@@ -161,12 +161,12 @@ impl Write for Window {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Cursor;
 
     /// A FAT image holding `EFI/BOOT/<loader>`.
-    fn fat_with(loader: &str) -> Vec<u8> {
+    pub(crate) fn fat_with(loader: &str) -> Vec<u8> {
         let mut disk = Cursor::new(vec![0u8; 2 << 20]);
         fatfs::format_volume(&mut disk, fatfs::FormatVolumeOptions::new()).unwrap();
         {
@@ -183,7 +183,7 @@ mod tests {
     }
 
     /// A GPT disk whose second partition, at sector 2048, is an ESP holding `fat`.
-    fn gpt_disk(fat: &[u8]) -> Vec<u8> {
+    pub(crate) fn gpt_disk(fat: &[u8]) -> Vec<u8> {
         let mut d = vec![0u8; 2048 * 512 + fat.len()];
         d[512..520].copy_from_slice(b"EFI PART");
         d[512 + 72..512 + 80].copy_from_slice(&2u64.to_le_bytes());
@@ -198,7 +198,7 @@ mod tests {
 
     /// An ISO-like image: a boot record at sector 17, a catalog at 20 with an EFI section,
     /// the FAT image at sector 24.
-    fn iso(fat: &[u8]) -> Vec<u8> {
+    pub(crate) fn iso(fat: &[u8]) -> Vec<u8> {
         let mut d = vec![0u8; 24 * 2048 + fat.len()];
         let br = 17 * 2048;
         d[br..br + 6].copy_from_slice(b"\0CD001");

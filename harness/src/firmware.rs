@@ -63,14 +63,20 @@ struct Target {
 /// Parses one descriptor: `Some` if it is a plain (no secure boot, no SMM) x86_64 UEFI flash
 /// firmware in raw format.
 pub fn parse_descriptor(json: &str) -> Option<Ovmf> {
+    parse_descriptor_for(json, "x86_64")
+}
+
+/// Parses one descriptor: `Some` if it is a plain (no secure boot, no SMM) UEFI flash firmware
+/// in raw format for `arch` (QEMU's name: `x86_64`, `aarch64`).
+pub fn parse_descriptor_for(json: &str, arch: &str) -> Option<Ovmf> {
     let d: Descriptor = serde_json::from_str(json).ok()?;
     let uefi = d.interface_types.iter().any(|t| t == "uefi");
-    let x86 = d.targets.iter().any(|t| t.architecture == "x86_64");
+    let for_arch = d.targets.iter().any(|t| t.architecture == arch);
     let plain = !d
         .features
         .iter()
         .any(|f| UNWANTED_FEATURES.contains(&f.as_str()));
-    if !(uefi && x86 && plain && d.mapping.device == "flash") {
+    if !(uefi && for_arch && plain && d.mapping.device == "flash") {
         return None;
     }
     let code = d.mapping.executable?;
@@ -88,6 +94,11 @@ pub fn parse_descriptor(json: &str) -> Option<Ovmf> {
 /// The first usable OVMF named by the descriptors in `dirs` (files sorted by name, as QEMU's
 /// priority prefixes intend), whose files exist.
 pub fn from_descriptors(dirs: &[&Path]) -> Option<Ovmf> {
+    from_descriptors_for(dirs, "x86_64")
+}
+
+/// [`from_descriptors`] for the UEFI firmware of another architecture (`aarch64`: AAVMF).
+pub fn from_descriptors_for(dirs: &[&Path], arch: &str) -> Option<Ovmf> {
     let mut files: Vec<PathBuf> = dirs
         .iter()
         .filter_map(|d| std::fs::read_dir(d).ok())
@@ -98,7 +109,7 @@ pub fn from_descriptors(dirs: &[&Path]) -> Option<Ovmf> {
     files
         .iter()
         .filter_map(|f| std::fs::read_to_string(f).ok())
-        .filter_map(|text| parse_descriptor(&text))
+        .filter_map(|text| parse_descriptor_for(&text, arch))
         .find(|o| o.code.is_file() && o.vars_template.is_file())
 }
 
@@ -116,7 +127,7 @@ pub const OVMF_CODE_ENV: &str = "NIXGEN_OVMF_CODE";
 
 /// The descriptor directories to search: the system's, then the one beside the QEMU binary on
 /// PATH (`<prefix>/bin/qemu-system-x86_64` -> `<prefix>/share/qemu/firmware`).
-fn descriptor_dirs() -> Vec<PathBuf> {
+pub(crate) fn descriptor_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = DESCRIPTOR_DIRS.iter().map(PathBuf::from).collect();
     if let Some(qemu) = which_qemu() {
         if let Some(prefix) = qemu.parent().and_then(Path::parent) {
@@ -216,6 +227,11 @@ mod tests {
             None
         );
         assert_eq!(parse_descriptor("{not json"), None);
+        let arm = PLAIN.replace("x86_64\"", "aarch64\"");
+        assert_eq!(
+            parse_descriptor_for(&arm, "aarch64").map(|o| o.code),
+            Some(PathBuf::from("/fw/OVMF_CODE_4M.fd"))
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use formats::{Format, Packing, Profile};
 use tokio::process::Command;
 
+use crate::aarch64::ArmBoot;
 use crate::arch;
 use crate::HarnessError;
 
@@ -59,6 +60,27 @@ pub enum Bootable {
         /// The unpacked tree.
         root: PathBuf,
     },
+    /// A disk for an aarch64 machine, booted on `qemu-system-aarch64 -M virt` under TCG.
+    Aarch64Disk {
+        /// The disk file.
+        path: PathBuf,
+        /// QEMU block driver (`raw`, `qcow2`, ...).
+        format: String,
+        /// Whether writes must go to an overlay.
+        snapshot: bool,
+        /// U-Boot (an SD card image's extlinux.conf) or AAVMF (an EFI system partition).
+        boot: ArmBoot,
+    },
+    /// An ISO whose EFI system partition holds only an aarch64 boot loader, booted through AAVMF
+    /// on `qemu-system-aarch64 -M virt` under TCG.
+    Aarch64Iso(PathBuf),
+}
+
+impl Bootable {
+    /// Whether QEMU emulates another architecture for it (then TCG is the only accelerator).
+    pub fn is_foreign(&self) -> bool {
+        matches!(self, Bootable::Aarch64Disk { .. } | Bootable::Aarch64Iso(_))
+    }
 }
 
 /// The image file of `format` at `image`: the file itself, or the match of the format's
@@ -102,11 +124,15 @@ pub fn check_regular(path: &Path) -> Result<(), HarnessError> {
 pub use crate::kexec::{extract_bundle, kexec_boot, parse_kexec_script, KexecCall};
 
 /// Prepares the file found by [`resolve`] for booting, unpacking into `run_dir` as needed.
+/// `system` is the Nix system the image was built for, when the caller knows it (`--system`):
+/// `aarch64-linux` boots a UEFI disk on qemu-system-aarch64 even where its bytes cannot be
+/// read here (a qcow2); a raw disk's EFI boot loader tells by itself.
 pub async fn prepare(
     format: &Format,
     file: &Path,
     run_dir: &Path,
     pair: Option<&Path>,
+    system: Option<&str>,
 ) -> Result<Bootable, HarnessError> {
     match format.profile {
         Profile::DirectKernel | Profile::VmBootloader => {
@@ -121,8 +147,12 @@ pub async fn prepare(
             Ok(Bootable::Runner(file.to_path_buf()))
         }
         Profile::Iso => {
-            check_loader_arch(file, file)?;
-            Ok(Bootable::Iso(qemu_path(file, run_dir)?))
+            let arm = check_loader_arch(file, file)? == Some("aarch64")
+                || system.is_some_and(|s| s.starts_with("aarch64-"));
+            match arm {
+                true => Ok(Bootable::Aarch64Iso(qemu_path(file, run_dir)?)),
+                false => Ok(Bootable::Iso(qemu_path(file, run_dir)?)),
+            }
         }
         Profile::BiosDisk | Profile::EfiDisk | Profile::CloudDisk => {
             let cloud = format.profile == Profile::CloudDisk;
@@ -131,9 +161,7 @@ pub async fn prepare(
                 None => (qemu_path(file, run_dir)?, false),
                 Some(packing) => (unpack_disk(packing, &driver, file, run_dir).await?, true),
             };
-            if format.profile == Profile::EfiDisk && driver == "raw" {
-                check_loader_arch(file, &path)?;
-            }
+            let mut arm = system.is_some_and(|s| s.starts_with("aarch64-"));
             let refuse = |detail: String| HarnessError::BadImage {
                 path: file.to_path_buf(),
                 detail,
@@ -149,6 +177,31 @@ pub async fn prepare(
                 }
                 profile => profile == Profile::EfiDisk,
             };
+            // nixpkgs boots raw and qcow by UEFI outside x86 (no BIOS GRUB there); a cloud
+            // disk by its own partition table.
+            // Without --system the boot loader on the ESP tells (read from a raw disk, else
+            // from its head converted by qemu-img); other architectures are refused.
+            if uefi && system.is_none() {
+                let found = match driver.as_str() {
+                    "raw" => check_loader_arch(file, &path)?,
+                    _ => loader_arch_via_qemu_img(file, &path, &driver, run_dir).await?,
+                };
+                arm = found == Some("aarch64");
+            }
+            if arm && (uefi || !cloud) {
+                return Ok(Bootable::Aarch64Disk {
+                    path,
+                    format: driver,
+                    snapshot: !packed || cloud,
+                    boot: ArmBoot::Uefi,
+                });
+            }
+            if arm {
+                return Err(foreign_arch(
+                    file,
+                    "it is an aarch64 disk without an EFI system partition",
+                ));
+            }
             // The user's file always boots on an overlay; an unpacked private copy only for a
             // cloud disk (an OVA's streamOptimized VMDK cannot be written in place).
             Ok(Bootable::Disk {
@@ -221,6 +274,23 @@ pub async fn prepare(
         Profile::KernelFromDisk | Profile::Extlinux => {
             crate::diskboot::prepare(format, file, run_dir).await
         }
+        Profile::UbootBoard => {
+            let driver = format.disk.clone().unwrap_or_else(|| "raw".to_string());
+            let (path, packed) = if crate::zstd_disk::is_zstd(file)? {
+                (
+                    crate::zstd_disk::unzstd(file, &run_dir.join("disk.img")).await?,
+                    true,
+                )
+            } else {
+                (qemu_path(file, run_dir)?, false)
+            };
+            Ok(Bootable::Aarch64Disk {
+                path,
+                format: driver,
+                snapshot: !packed,
+                boot: ArmBoot::UBoot,
+            })
+        }
         Profile::CloudOnly | Profile::Board => Err(HarnessError::NotBootable {
             format: format.name.clone(),
             profile: format.profile.to_string(),
@@ -253,24 +323,59 @@ fn tarball_path(format: &Format, file: &Path, pair: Option<&Path>) -> PathBuf {
     }
 }
 
-/// Refuses a raw UEFI disk or ISO (`readable`, the user's `file` or its unpacked copy) whose
-/// EFI system partition holds boot loaders for other architectures only.
-fn check_loader_arch(file: &Path, readable: &Path) -> Result<(), HarnessError> {
+/// The architecture of a raw UEFI disk or ISO (`readable`, the user's `file` or its unpacked
+/// copy) by the boot loaders of its EFI system partition: `None` when it has one for this host
+/// (or none was found), `Some("aarch64")` when only aarch64 has one (booted on
+/// qemu-system-aarch64); other architectures are refused.
+fn check_loader_arch(file: &Path, readable: &Path) -> Result<Option<&'static str>, HarnessError> {
     let archs = crate::esp::loader_archs(readable);
     match archs.first() {
-        Some(other) if !archs.contains(&arch::HOST_ARCH) => Err(foreign_arch(
+        _ if archs.contains(&arch::HOST_ARCH) => Ok(None),
+        None => Ok(None),
+        Some(_) if archs.contains(&"aarch64") => Ok(Some("aarch64")),
+        Some(other) => Err(foreign_arch(
             file,
             &format!("its EFI boot loader is for {other} (EFI/BOOT on its EFI system partition)"),
         )),
-        _ => Ok(()),
     }
+}
+
+/// How much of a non-raw disk's head is read to find its ESP's boot loader: nixpkgs puts the
+/// ESP at 1 or 8 MiB, and `EFI/BOOT` is among the first things written to it.
+const ESP_HEAD_MIB: u32 = 64;
+
+/// [`check_loader_arch`] for a disk QEMU reads with another block driver: its first
+/// [`ESP_HEAD_MIB`] MiB are converted into the run directory (`qemu-img dd`), read, and removed.
+/// `Ok(None)` when that fails: the checks that follow name what is wrong with the disk.
+async fn loader_arch_via_qemu_img(
+    file: &Path,
+    disk: &Path,
+    driver: &str,
+    run_dir: &Path,
+) -> Result<Option<&'static str>, HarnessError> {
+    let head = run_dir.join("esp-head.raw");
+    let mut cmd = Command::new("qemu-img");
+    cmd.args(["dd", "-f", driver, "-O", "raw", "bs=1M"])
+        .arg(format!("count={ESP_HEAD_MIB}"))
+        .arg(format!("if={}", disk.display()))
+        .arg(format!("of={}", head.display()))
+        .stdout(std::process::Stdio::null());
+    crate::lifeline::die_with_parent(&mut cmd);
+    let read = run(&mut cmd, "qemu-img dd", file).await.is_ok();
+    let found = if read {
+        check_loader_arch(file, &head)
+    } else {
+        Ok(None)
+    };
+    let _ = std::fs::remove_file(&head);
+    found
 }
 
 fn foreign_arch(file: &Path, why: &str) -> HarnessError {
     HarnessError::BadImage {
         path: file.to_path_buf(),
         detail: format!(
-            "{why}, but --check and --run boot {} images only; check it on a machine of its architecture",
+            "{why}, but --check and --run boot {} and aarch64 (UEFI or U-Boot) images only; check it on a machine of its architecture",
             arch::HOST_ARCH
         ),
     }
@@ -338,6 +443,7 @@ pub(crate) async fn unpack_disk(
             run(&mut cmd, "gzip -d", file).await?;
             Ok(dest)
         }
+        Packing::Zstd => crate::zstd_disk::unzstd(file, &run_dir.join("disk.img")).await,
         Packing::Vma => {
             let (archive, dest) = (file.to_path_buf(), run_dir.join("disk.raw"));
             let out = dest.clone();
@@ -381,6 +487,100 @@ pub(crate) fn first_file(dir: &Path, want: &dyn Fn(&str) -> bool) -> Option<Path
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_esp_loader_picks_the_machine() {
+        use crate::esp::tests::{fat_with, gpt_disk, iso};
+        let registry = formats::registry();
+        let raw_efi = registry.get("raw-efi").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let disk = |name: &str, bytes: Vec<u8>| {
+            let p = d.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        };
+        let arm = disk("arm.img", gpt_disk(&fat_with("BOOTAA64.EFI")));
+        let b = prepare(raw_efi, &arm, d.path(), None, None).await.unwrap();
+        assert_eq!(
+            b,
+            Bootable::Aarch64Disk {
+                path: arm.clone(),
+                format: "raw".into(),
+                snapshot: true,
+                boot: ArmBoot::Uefi
+            }
+        );
+        let x86 = disk("x86.img", gpt_disk(&fat_with("BOOTX64.EFI")));
+        let b = prepare(raw_efi, &x86, d.path(), None, None).await.unwrap();
+        assert!(matches!(b, Bootable::Disk { uefi: true, .. }), "{b:?}");
+        let riscv = disk("riscv.img", gpt_disk(&fat_with("BOOTRISCV64.EFI")));
+        let e = prepare(raw_efi, &riscv, d.path(), None, None)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("riscv64"), "{e}");
+        let arm_iso = disk("arm.iso", iso(&fat_with("BOOTAA64.EFI")));
+        let b = prepare(registry.get("iso").unwrap(), &arm_iso, d.path(), None, None)
+            .await
+            .unwrap();
+        assert_eq!(b, Bootable::Aarch64Iso(arm_iso.clone()));
+        // A qcow2's head is converted and read; --system tells without reading.
+        let qcow = registry.get("qcow-efi").unwrap();
+        let arm_q = d.path().join("arm.qcow2");
+        let converted = std::process::Command::new("qemu-img")
+            .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
+            .arg(&arm)
+            .arg(&arm_q)
+            .status();
+        if converted.is_ok_and(|s| s.success()) {
+            let b = prepare(qcow, &arm_q, d.path(), None, None).await.unwrap();
+            assert!(b.is_foreign(), "{b:?}");
+            assert!(!d.path().join("esp-head.raw").exists());
+        }
+        let q = d.path().join("x.qcow2");
+        let st = std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&q)
+            .arg("1M")
+            .status();
+        if st.is_ok_and(|s| s.success()) {
+            let b = prepare(qcow, &q, d.path(), None, Some("aarch64-linux"))
+                .await
+                .unwrap();
+            assert!(b.is_foreign(), "{b:?}");
+            let b = prepare(qcow, &q, d.path(), None, None).await.unwrap();
+            assert!(!b.is_foreign(), "{b:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn sd_images_boot_through_uboot_zstd_or_not() {
+        let sd = formats::registry().get("sd-aarch64").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let plain = d.path().join("nixos.img");
+        std::fs::write(&plain, vec![7u8; 1 << 17]).unwrap();
+        let b = prepare(sd, &plain, d.path(), None, None).await.unwrap();
+        assert_eq!(
+            b,
+            Bootable::Aarch64Disk {
+                path: plain.clone(),
+                format: "raw".into(),
+                snapshot: true,
+                boot: ArmBoot::UBoot
+            }
+        );
+        let zst = d.path().join("nixos.img.zst");
+        let mut bytes = vec![0u8; 1 << 20];
+        bytes[..3].copy_from_slice(b"MBR");
+        std::fs::write(&zst, zstd::encode_all(&bytes[..], 3).unwrap()).unwrap();
+        let run = d.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        let b = prepare(sd, &zst, &run, None, None).await.unwrap();
+        let Bootable::Aarch64Disk { path, snapshot, .. } = b else {
+            panic!("{b:?}")
+        };
+        assert!(path.starts_with(&run) && !snapshot);
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    }
 
     #[tokio::test]
     async fn packed_disks_are_unpacked_into_the_run_dir() {

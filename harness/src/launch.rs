@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::aarch64::{self, ArmBoot};
 use crate::image::Bootable;
 use crate::options::{BootOptions, IsoFirmware};
 use crate::qemu::Launch;
@@ -29,6 +30,24 @@ pub(crate) fn launch_for(
         args.extend(boot);
         let env = vec![("TMPDIR".to_string(), dir.to_string_lossy().into_owned())];
         (crate::accel::qemu_program(), env, args)
+    };
+    // Another architecture: TCG whatever was resolved for x86 guests.
+    let arm = |boot: Vec<String>| {
+        let mut args = aarch64::machine(opts.memory_mib, opts.cpus_for(Accel::Tcg));
+        args.extend(profile::channels_with(
+            dir,
+            opts.display,
+            aarch64::PANIC_DEVICE,
+        ));
+        args.extend(boot);
+        let env = vec![("TMPDIR".to_string(), dir.to_string_lossy().into_owned())];
+        (aarch64::qemu_program(), env, args)
+    };
+    let aavmf = || -> Result<Vec<String>, HarnessError> {
+        let aavmf = aarch64::locate_aavmf()?;
+        let vars = dir.join("vars.fd");
+        firmware::private_vars(&aavmf, &vars)?;
+        Ok(profile::uefi(&aavmf, &vars))
     };
     let (program, env, mut args) = match bootable {
         Bootable::Container { root } => (
@@ -79,6 +98,26 @@ pub(crate) fn launch_for(
             *bus,
             swap.as_deref(),
         )),
+        Bootable::Aarch64Disk {
+            path,
+            format: driver,
+            snapshot,
+            boot,
+        } => arm(match boot {
+            ArmBoot::UBoot => {
+                aarch64::uboot_disk(&aarch64::locate_uboot()?, path, driver, *snapshot)
+            }
+            ArmBoot::Uefi => {
+                let mut args = aavmf()?;
+                args.extend(aarch64::disk(path, driver, *snapshot));
+                args
+            }
+        }),
+        Bootable::Aarch64Iso(iso) => arm({
+            let mut args = aavmf()?;
+            args.extend(aarch64::cdrom(iso));
+            args
+        }),
     };
     args.extend(opts.extra_qemu_args.iter().cloned());
     Ok(Launch {
@@ -106,6 +145,15 @@ pub(crate) fn firmware_for(
             IsoFirmware::Uefi => Firmware::Uefi,
             IsoFirmware::Bios => Firmware::Bios,
         },
+        Bootable::Aarch64Disk {
+            boot: ArmBoot::UBoot,
+            ..
+        } => Firmware::UBoot,
+        Bootable::Aarch64Disk {
+            boot: ArmBoot::Uefi,
+            ..
+        }
+        | Bootable::Aarch64Iso(_) => Firmware::Uefi,
         Bootable::Runner(_) if profile == formats::Profile::VmBootloader => Firmware::Bios,
         Bootable::Runner(_)
         | Bootable::Kernel { .. }
@@ -175,6 +223,37 @@ mod tests {
         assert!(l
             .env
             .contains(&("TMPDIR".into(), dir.path().to_string_lossy().into_owned())));
+    }
+
+    #[test]
+    fn sd_image_launch_is_aarch64_tcg_through_uboot() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Bootable::Aarch64Disk {
+            path: "/r/disk.img".into(),
+            format: "raw".into(),
+            snapshot: false,
+            boot: ArmBoot::UBoot,
+        };
+        // Resolved as KVM for x86 guests: an aarch64 guest still runs under TCG.
+        let launched = launch_for(&b, &BootOptions::default(), Accel::Kvm, dir.path());
+        if aarch64::locate_uboot().is_err() {
+            assert!(launched.unwrap_err().to_string().contains("u-boot-qemu"));
+            return;
+        }
+        let l = launched.unwrap();
+        assert_eq!(l.program, aarch64::qemu_program());
+        let after = |flag: &str| -> Vec<&str> {
+            l.args
+                .windows(2)
+                .filter(|w| w[0] == flag)
+                .map(|w| w[1].as_str())
+                .collect()
+        };
+        assert_eq!(after("-machine"), ["virt"]);
+        assert_eq!(after("-accel"), ["tcg"]);
+        assert_eq!(after("-bios"), [aarch64::UBOOT]);
+        assert!(after("-device").contains(&"pvpanic-pci"));
+        assert!(!l.args.iter().any(|a| a == "pvpanic"));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! (tailed from QEMU's own log file), QMP events, QEMU's exit, the vsock notify channel
 //! ([`notify`]) and the deadline.
 
+pub mod aarch64;
 pub mod accel;
 pub mod arch;
 pub mod bootcfg;
@@ -43,6 +44,7 @@ pub mod rundir;
 pub mod serial;
 mod verdict;
 pub mod vma;
+mod zstd_disk;
 
 use std::path::Path;
 

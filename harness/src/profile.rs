@@ -57,6 +57,11 @@ pub fn machine(accel: Accel, memory_mib: u32, cpus: u32) -> Vec<String> {
 /// The console, control and evidence channels every run has: the serial chardev (unix socket
 /// + log file from the first byte), QMP, pvpanic, and the display choice.
 pub fn channels(run_dir: &Path, display: bool) -> Vec<String> {
+    channels_with(run_dir, display, "pvpanic")
+}
+
+/// [`channels`] with another panic device (`pvpanic-pci` on machines without an ISA bus).
+pub fn channels_with(run_dir: &Path, display: bool, panic_device: &str) -> Vec<String> {
     let serial = format!(
         "socket,id=ser0,path={},server=on,wait=off,logfile={}",
         file_value(&RunFiles::of(run_dir).serial_sock()),
@@ -74,7 +79,7 @@ pub fn channels(run_dir: &Path, display: bool) -> Vec<String> {
         s("-qmp"),
         qmp,
         s("-device"),
-        s("pvpanic"),
+        s(panic_device),
     ];
     if !display {
         args.extend([s("-display"), s("none")]);

@@ -158,6 +158,8 @@ impl QemuProcess {
                 let program = launch.program.to_string_lossy().into_owned();
                 let package = if program.ends_with(crate::container::UNSHARE) {
                     "util-linux"
+                } else if program.ends_with("aarch64") {
+                    crate::aarch64::QEMU_PACKAGE
                 } else {
                     "qemu-system-x86"
                 };

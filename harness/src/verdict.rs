@@ -140,8 +140,10 @@ pub enum ReadinessSource {
 pub enum Firmware {
     /// SeaBIOS (QEMU's default).
     Bios,
-    /// OVMF (UEFI).
+    /// OVMF (UEFI; AAVMF on aarch64).
     Uefi,
+    /// U-Boot (an aarch64 board's boot loader, QEMU's `-bios`).
+    UBoot,
     /// None: QEMU loads the kernel directly, or a container runs on the host's kernel.
     None,
 }

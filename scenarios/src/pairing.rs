@@ -55,6 +55,11 @@ pub const SPECIAL: &[(&str, &[Scenario])] = &[
     // The metadata is checked against its lxc pair, which then boots: console and power-off
     // would only repeat lxc's own pairings on the same root file system.
     ("lxc-metadata", &[Boot]),
+    ("sd-aarch64-installer", &[Boot, InstallIso]),
+    // No power-off: booted from a device tree (U-Boot), QEMU's `virt` has no ACPI power button;
+    // its power button is a GPIO key on the PL061, and the stand-in's Debian cloud kernel for
+    // arm64 has no gpio-keys driver (CONFIG_KEYBOARD_GPIO unset), so the press goes unheard.
+    ("sd-aarch64", &[Boot, Console]),
 ];
 
 /// The scenarios paired with `format`: empty when the harness cannot boot it.

@@ -32,14 +32,10 @@ standin_iso() {
     add_standin iso iso multi-user 257 "hybrid BIOS+UEFI ISO (grub-mkrescue); root file system inside the initramfs"
 }
 
-# standin_install_iso ROOTFS KERNEL: STANDINS/install-iso/iso/nixos-installer-standin.iso, the iso
-# stand-in made to look like NixOS's installer from the serial console: user `nixos` (no
-# password) logged in automatically, and `nixos-install` and `nixos-generate-config` in PATH.
-# Those two are stand-ins that say so and install nothing: the guest is Debian. The same ISO,
-# hard-linked, stands in for install-iso-hyperv (its Hyper-V drivers change nothing under QEMU).
-standin_install_iso() {
-    local tr=$1 r="$work/installer-root" tool
-    cp -a "$tr/." "$r/"
+# installer_user ROOT: user `nixos` (no password) logged in automatically on the serial console
+# instead of root, and stand-in `nixos-install`, `nixos-generate-config` in /usr/local/bin.
+installer_user() {
+    local r=$1 tool
     printf 'nixos:x:1000:100:installer user (stand-in):/home/nixos:/bin/bash\n' >>"$r/etc/passwd"
     printf 'nixos::20000:0:99999:7:::\n' >>"$r/etc/shadow"
     mkdir -p "$r/home/nixos"
@@ -56,6 +52,17 @@ exit 1
 SH
         chmod 0755 "$r/usr/local/bin/$tool"
     done
+}
+
+# standin_install_iso ROOTFS KERNEL: STANDINS/install-iso/iso/nixos-installer-standin.iso, the iso
+# stand-in made to look like NixOS's installer from the serial console: user `nixos` (no
+# password) logged in automatically, and `nixos-install` and `nixos-generate-config` in PATH.
+# Those two are stand-ins that say so and install nothing: the guest is Debian. The same ISO,
+# hard-linked, stands in for install-iso-hyperv (its Hyper-V drivers change nothing under QEMU).
+standin_install_iso() {
+    local tr=$1 r="$work/installer-root"
+    cp -a "$tr/." "$r/"
+    installer_user "$r"
     make_ram_root "$r" "$work/installer-ramroot.zst"
     rm -rf "$r"
     iso_image "$tr$2" "$work/installer-ramroot.zst" "$out/install-iso/iso/nixos-installer-standin.iso" NIXOS_INSTALLER

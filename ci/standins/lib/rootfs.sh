@@ -132,12 +132,13 @@ UNIT
 kernel_of() { local k; for k in "$1"/boot/vmlinuz-*; do break; done; [ -e "$k" ] && echo "/boot/${k##*/}"; }
 initrd_of() { local i; for i in "$1"/boot/initrd.img-*; do break; done; [ -e "$i" ] && echo "/boot/${i##*/}"; }
 
-# make_ext4 DIR IMAGE: an ext4 file system labelled nixos holding DIR, sized to fit with room.
+# make_ext4 DIR IMAGE: an ext4 file system labelled nixos (or $ROOT_LABEL) holding DIR, sized to
+# fit with room.
 make_ext4() {
     local dir=$1 img=$2 mib
     mib=$(( $(tree_mib "$dir") * 13 / 10 + 96 ))
     rm -f "$img"
-    mke2fs -q -F -t ext4 -L nixos -m 0 -E root_owner=0:0 -d "$dir" "$img" "${mib}M" >&2
+    mke2fs -q -F -t ext4 -L "${ROOT_LABEL:-nixos}" -m 0 -E root_owner=0:0 -d "$dir" "$img" "${mib}M" >&2
 }
 
 # make_ram_root DIR INITRD: the whole root file system as a zstd initramfs whose /init is systemd.

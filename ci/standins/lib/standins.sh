@@ -109,6 +109,9 @@ build_all() {
     standin_noboot
     efi_standin old-systemd "$work/root-bookworm.ext4" "$KB" "$IB" "$good"
     add_standin old-systemd raw-efi multi-user 252 "bookworm raw-efi: systemd 252 sends no vsock notify"
+
+    log "aarch64: sd-aarch64, sd-aarch64-installer, sd-noboot"
+    standin_aarch64
 }
 
 # standin_roots_broken ROOTFS: root file systems that boot into emergency mode or hang.

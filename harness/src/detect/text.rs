@@ -51,7 +51,7 @@ const MILESTONES: &[(MilestoneKind, &str)] = &[
     ),
     (
         MilestoneKind::Bootloader,
-        r"GNU GRUB|Welcome to GRUB|Booting `|Loading Linux|ISOLINUX|SYSLINUX|systemd-boot|Booting from (Hard Disk|DVD/CD)",
+        r"GNU GRUB|Welcome to GRUB|Booting `|Loading Linux|ISOLINUX|SYSLINUX|systemd-boot|Booting from (Hard Disk|DVD/CD)|Found /(boot/)?extlinux/extlinux\.conf|Retrieving file: .*extlinux",
     ),
     (
         MilestoneKind::Systemd,
@@ -59,7 +59,7 @@ const MILESTONES: &[(MilestoneKind, &str)] = &[
     ),
     (
         MilestoneKind::Firmware,
-        r"SeaBIOS|BdsDxe|EDK II|UEFI firmware|iPXE",
+        r"SeaBIOS|BdsDxe|EDK II|UEFI firmware|iPXE|^U-Boot \d{4}\.\d{2}",
     ),
 ];
 
@@ -67,6 +67,9 @@ const MILESTONES: &[(MilestoneKind, &str)] = &[
 const PROMPT: &str = r"(^|[\s>])(grub>|grub rescue>|Shell>)\s*$";
 /// The Debian initramfs shell prompt.
 const INITRAMFS_PROMPT: &str = r"^\(initramfs\)\s*$";
+/// U-Boot's command prompt: after its banner and before any kernel, U-Boot's distro boot tried
+/// every device and found nothing to boot.
+const UBOOT_PROMPT: &str = r"^=>\s*$";
 
 struct Patterns {
     failures: RegexSet,
@@ -74,6 +77,7 @@ struct Patterns {
     milestones: RegexSet,
     prompt: Regex,
     initramfs_prompt: Regex,
+    uboot_prompt: Regex,
     ovmf_failed: Regex,
     ovmf_shell: Regex,
     grub_rescue: Regex,
@@ -87,6 +91,7 @@ fn patterns() -> &'static Patterns {
         milestones: RegexSet::new(MILESTONES.iter().map(|m| m.1)).expect("valid milestones"),
         prompt: Regex::new(PROMPT).expect("valid prompt pattern"),
         initramfs_prompt: Regex::new(INITRAMFS_PROMPT).expect("valid prompt pattern"),
+        uboot_prompt: Regex::new(UBOOT_PROMPT).expect("valid prompt pattern"),
         ovmf_failed: Regex::new(r"BdsDxe: failed to load|Boot Failed\.").expect("valid"),
         ovmf_shell: Regex::new(r#"BdsDxe: (loading|starting) Boot[0-9A-F]+ "EFI Internal Shell"|UEFI Interactive Shell"#)
             .expect("valid"),
@@ -101,6 +106,7 @@ fn patterns() -> &'static Patterns {
 pub struct TextDetector {
     saw_data: bool,
     kernel: bool,
+    uboot: bool,
     efi_failed_loads: u32,
 }
 
@@ -152,6 +158,9 @@ impl TextDetector {
             if kind == MilestoneKind::Kernel {
                 self.kernel = true;
             }
+            if kind == MilestoneKind::Firmware && line.starts_with("U-Boot") {
+                self.uboot = true;
+            }
             out.push(Finding::Milestone(kind));
         }
         out
@@ -166,6 +175,9 @@ impl TextDetector {
         let p = patterns();
         if p.initramfs_prompt.is_match(text) {
             return Some(Finding::Failed(Reason::InitrdFailure));
+        }
+        if self.uboot && !self.kernel && p.uboot_prompt.is_match(text) {
+            return Some(Finding::Failed(Reason::NoBootableDevice));
         }
         if p.prompt.is_match(text) {
             let stuck = text.contains("Shell>") && self.efi_failed_loads > 0;
@@ -345,6 +357,33 @@ mod tests {
             ]),
             Some(Finding::Failed(Reason::BootloaderStuck))
         );
+    }
+
+    #[test]
+    fn uboot_finding_nothing_to_boot() {
+        let mut d = TextDetector::new();
+        let first = d.line("U-Boot 2023.01+dfsg-2+deb12u3 (Jun 22 2026 - 08:38:07 +0000)");
+        assert_eq!(
+            first.last(),
+            Some(&Finding::Milestone(MilestoneKind::Firmware))
+        );
+        d.line("EFI boot manager: Cannot load any image");
+        d.line("No ethernet found.");
+        assert_eq!(
+            d.partial("=> "),
+            Some(Finding::Failed(Reason::NoBootableDevice))
+        );
+        // Found an extlinux.conf: the boot loader milestone; after the kernel, `=>` is no prompt.
+        let mut d = TextDetector::new();
+        d.line("U-Boot 2023.01");
+        assert_eq!(
+            d.line("Found /boot/extlinux/extlinux.conf").last(),
+            Some(&Finding::Milestone(MilestoneKind::Bootloader))
+        );
+        d.line("[    0.000000] Linux version 6.12.118+deb13-cloud-arm64 (gcc)");
+        assert_eq!(d.partial("=> "), None);
+        // Without U-Boot's banner a `=>` means nothing.
+        assert_eq!(TextDetector::new().partial("=> "), None);
     }
 
     #[test]

@@ -107,17 +107,33 @@ impl Machine {
         // The KVM probe (once per process) runs while the image is prepared. A container
         // emulates no machine.
         let container = format.profile.is_container();
+        let system = opts.system.as_deref();
+        let foreign_known = format.profile == formats::Profile::UbootBoard
+            || system.is_some_and(|s| !s.starts_with("x86_64-"));
         let (accel, bootable) = tokio::join!(
             async {
-                match container {
-                    true => Accel::None,
-                    false => accel::resolve(opts.accel).await,
+                match (container, foreign_known) {
+                    (true, _) => Accel::None,
+                    // Another architecture: no KVM, no probe.
+                    (false, true) => Accel::Tcg,
+                    (false, false) => accel::resolve(opts.accel).await,
                 }
             },
-            image::prepare(format, &file, &dir, opts.pair.as_deref())
+            image::prepare(format, &file, &dir, opts.pair.as_deref(), system)
         );
         let bootable = bootable?;
         let firmware = crate::launch::firmware_for(&bootable, opts, format.profile);
+        let accel = match bootable.is_foreign() {
+            true if opts.accel == AccelChoice::Kvm => {
+                return Err(HarnessError::BadEnvironment(format!(
+                    "--accel kvm cannot run {}, an aarch64 guest, on this {} host: use --accel auto or tcg",
+                    file.display(),
+                    crate::arch::HOST_ARCH
+                )))
+            }
+            true => Accel::Tcg,
+            false => accel,
+        };
         let (_, qmp_events) = mpsc::unbounded_channel();
         let mut machine = Machine {
             qmp: None,

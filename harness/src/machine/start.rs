@@ -76,6 +76,10 @@ impl Machine {
             choice: self.opts.notify.clone(),
             memory_mib: self.opts.memory_mib,
             helper_process_group: Some(0),
+            guest_arch: match self.bootable.is_foreign() {
+                true => "aarch64".to_string(),
+                false => "x86_64".to_string(),
+            },
             ..NotifyOptions::default()
         };
         let notify = match &self.bootable {
@@ -135,7 +139,10 @@ impl Machine {
         self.consoles = consoles(&dir);
         self.started = started;
         self.accel = accel;
-        self.timeout = self.opts.timeout_for(accel);
+        self.timeout = match self.bootable.is_foreign() {
+            true => self.opts.timeout_for_foreign(),
+            false => self.opts.timeout_for(accel),
+        };
         self.command_line = launch.command_line();
         self.progress
             .send(Event::Started {
