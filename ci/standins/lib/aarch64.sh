@@ -19,14 +19,7 @@ SD_CONSOLE="console=ttyS0,115200n8 console=tty0 console=ttyAMA0,115200n8 logleve
 
 # ensure_arm64_emulation: qemu-user-static registered with binfmt_misc (mounted if it is not).
 ensure_arm64_emulation() {
-    local want=() pkg
-    for pkg in qemu-user-static binfmt-support; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || want+=("$pkg")
-    done
-    if [ "${#want[@]}" -gt 0 ]; then
-        log "installing: ${want[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${want[@]}" >&2
-    fi
+    # qemu-user-static and binfmt-support: ensure_tools (ci/standins/packages).
     [ -e /proc/sys/fs/binfmt_misc/register ] ||
         mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc ||
         die "cannot mount binfmt_misc (needed to run arm64 maintainer scripts)"

@@ -4,18 +4,18 @@
 log() { printf 'standins: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# The packages the build needs: ci/standins/packages, one list shared with ci/test.
+standin_packages() {
+    sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$(dirname "${BASH_SOURCE[0]}")/../packages"
+}
+
 # Install what the build needs, only when it is missing (a fresh Debian 12 machine).
 ensure_tools() {
-    local want=() pair cmd pkg
-    for pair in mmdebstrap:mmdebstrap grub-mkimage:grub-common grub-mkrescue:grub-common \
-        xorriso:xorriso mcopy:mtools mkfs.vfat:dosfstools mke2fs:e2fsprogs sfdisk:fdisk \
-        qemu-img:qemu-utils cpio:cpio zstd:zstd xz:xz-utils flock:util-linux; do
-        cmd=${pair%%:*} pkg=${pair#*:}
-        PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null || want+=("$pkg")
-    done
-    for pkg in grub-pc-bin grub-efi-amd64-bin; do
-        dpkg -s "$pkg" >/dev/null 2>&1 || want+=("$pkg")
-    done
+    local want=() pkg
+    while read -r pkg; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+            want+=("$pkg")
+    done < <(standin_packages)
     if [ "${#want[@]}" -gt 0 ]; then
         log "installing: ${want[*]}"
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${want[@]}" >&2
