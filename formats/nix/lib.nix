@@ -71,6 +71,21 @@ let
     && builtins.pathExists (modulesPath + "/virtualisation/disk-image.nix")
     && builtins.length (builtins.split "[[:space:]]${variant}[[:space:]]*=" (builtins.readFile images)) > 1;
 
+  # Whether a format's image boots from media of its own (disk, board, ISO, kexec), whose file
+  # systems, swap, LUKS devices and boot loader device replace a host's (./image-media.nix);
+  # not the vm formats (a host may run its own file systems in a VM) nor the containers.
+  ownMedia =
+    name:
+    builtins.elem formats.${name}.profile [
+      "cloud-disk"
+      "cloud-only"
+      "board"
+      "bios-disk"
+      "efi-disk"
+      "iso"
+      "kexec"
+    ];
+
   # The variant a built-in format uses with this nixpkgs, or null for the build attribute.
   variantFor =
     modulesPath: name:
@@ -132,6 +147,7 @@ in
     strict
     hasVariant
     variantFor
+    ownMedia
     imageOf
     linkOutput
     shellQuote

@@ -15,6 +15,12 @@
 #                  further definition merges with nixpkgs' module instead of replacing it); on
 #                  the legacy route they join the configuration next to the imported module
 #
+# Formats whose image boots from its own media (disk, board, ISO and kexec profiles; not the vm
+# and container ones) get the image's file systems, swap, LUKS devices and boot loader device
+# over a host's (./image-media.nix): on the variant route the format is built from
+# `image.modules.<variant>` lifted that way, by the same `extendModules` that nixpkgs'
+# `system.build.images.<variant>` uses; on the legacy route the imported module is lifted.
+#
 # Based on reading NixOS/nixpkgs nixos/modules/image/images.nix (variant table, `image.modules`,
 # `system.build.images`, disabled when the configuration defines `system.build.image`).
 {
@@ -28,6 +34,7 @@
   config,
   lib,
   modulesPath,
+  extendModules,
   ...
 }:
 let
@@ -36,6 +43,30 @@ let
   # Decided from modulesPath only (never from config), so `imports` can depend on it.
   variant = ng.variantFor modulesPath name;
   onVariant = variant != null;
+
+  imageMedia = import ./image-media.nix lib;
+  ownMedia = ng.ownMedia name;
+  media = module: if ownMedia then imageMedia.lift module else module;
+
+  # nixpkgs' `system.build.images.<variant>` (images.nix), with the variant's modules lifted.
+  image =
+    let
+      evaluated = extendModules {
+        modules = [
+          (media config.image.modules.${variant})
+        ]
+        ++ lib.optional ownMedia imageMedia.baseline;
+      };
+      builder =
+        evaluated.config.system.build.image
+          or (throw "nixos-generate: the ${variant} variant builds no `system.build.image`");
+    in
+    lib.recursiveUpdate builder {
+      passthru = {
+        inherit (evaluated) config;
+        inherit (evaluated.config.image) filePath;
+      };
+    };
 in
 {
   imports = [
@@ -56,10 +87,11 @@ in
       ]
     else
       [
-        legacy
+        (media legacy)
         variantTweaks
         ng.strict
       ]
+      ++ lib.optional ownMedia imageMedia.baseline
   );
 
   config = {
@@ -68,10 +100,11 @@ in
     formatVariant = variant;
   }
   # Keeps `config.system.build.${config.formatAttr}` meaningful for code written against
-  # nixos-generators. Weaker than any real definition, so inside the variant's own evaluation
-  # (which also sees this module) nixpkgs' attribute wins. `onVariant` depends on modulesPath
-  # only, so choosing the attribute set here cannot recurse into config.
+  # nixos-generators, and is what every route builds. Weaker than any real definition, so inside
+  # the variant's own evaluation (which also sees this module) nixpkgs' attribute wins.
+  # `onVariant` depends on modulesPath only, so choosing the attribute set here cannot recurse
+  # into config.
   // lib.optionalAttrs onVariant {
-    system.build.${fmt.attr} = lib.mkOverride 1400 config.system.build.images.${variant};
+    system.build.${fmt.attr} = lib.mkOverride 1400 image;
   };
 }

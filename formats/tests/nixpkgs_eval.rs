@@ -187,12 +187,6 @@ fn check(paths: &Paths, route: &str, outcome: Option<&Outcome>) -> Result<(), Fa
     Ok(())
 }
 
-/// Routes that fail against the snapshot and are not fixed yet (issue 12), found by the first
-/// complete run of this tier (2026-11-27): the cloud, hypervisor and board formats inside a
-/// host's own configuration (`all-formats`, `--flake` of a host). Their nixpkgs modules set the
-/// root file system and boot loader device at normal priority, which conflicts with the host's.
-/// Each is reported as ignored with its error; a listed route that evaluates fails its trial,
-/// so this list only shrinks.
 /// What the snapshot lacks and stands in for nothing: nixpkgs' generated Haskell package set. The
 /// flake's `formatter` is nixfmt, a Haskell package, so its routes cannot evaluate here; they are
 /// reported ignored with this reason when (and only when) Nix names that missing file. Against a
@@ -202,32 +196,11 @@ const SNAPSHOT_GAP: (&str, &str) = (
     "haskell-modules/hackage-packages.nix' does not exist",
 );
 
-const KNOWN_FAILING: &[&str] = &[
-    "all-formats/amazon",
-    "all-formats/azure",
-    "all-formats/cloudstack",
-    "all-formats/gce",
-    "all-formats/hyperv",
-    "all-formats/kubevirt",
-    "all-formats/openstack",
-    "all-formats/proxmox",
-    "all-formats/vagrant-virtualbox",
-    "all-formats/virtualbox",
-    "all-formats/vmware",
-    "flake/amazon",
-    "flake/azure",
-    "flake/cloudstack",
-    "flake/gce",
-    "flake/hyperv",
-    "flake/kubevirt",
-    "flake/linode",
-    "flake/openstack",
-    "flake/proxmox",
-    "flake/sd-x86_64",
-    "flake/vagrant-virtualbox",
-    "flake/virtualbox",
-    "flake/vmware",
-];
+/// Routes that fail against the snapshot and are not fixed yet: each is reported as ignored with
+/// its error; a listed route that evaluates fails its trial, so this list only shrinks. Empty
+/// since issue 12's cloud, hypervisor and board formats built from a host (`all-formats`,
+/// `--flake`) evaluate (formats/nix/image-media.nix).
+const KNOWN_FAILING: &[&str] = &[];
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();

@@ -210,6 +210,47 @@ mod tests {
         }
     }
 
+    /// The shape of formats/nix/kexec-builders.nix's tarball (and of the stand-in, which copies
+    /// it): `--load` with a continuation line, `--initrd=initrd` naming a file of the script's
+    /// temporary directory, a single-quoted `--command-line`; the initrd to boot is the one
+    /// beside `bzImage`.
+    #[test]
+    fn kexec_tree_of_the_real_builder() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let img = root.join("nix/store/abc-kexec-image");
+        std::fs::create_dir_all(&img).unwrap();
+        std::fs::write(img.join("bzImage"), b"k").unwrap();
+        std::fs::write(img.join("initrd"), b"i").unwrap();
+        std::fs::write(img.join("cmdline"), b"init=/nix/store/x/init\n").unwrap();
+        let script = "#!/bin/sh\nset -eu\nexport PATH=/nix/store/k-kexec-tools/bin:$PATH\n\
+                      work=$(mktemp -d)\ncd \"$work\"\nmkdir extra\n\
+                      (cd extra && find . -type f | cpio -o -H newc | gzip -9) > extra.gz\n\
+                      cat /nix/store/abc-kexec-image/initrd extra.gz > initrd\n\
+                      kexec --load /nix/store/abc-kexec-image/bzImage --initrd=initrd \\\n  \
+                      --command-line='init=/nix/store/x/init console=ttyS0,115200 panic=30'\n\
+                      sync\necho \"kexec_nixos: executing the new kernel\" >&2\nkexec -e\n";
+        std::fs::write(root.join("nix/store/def-kexec-nixos"), script).unwrap();
+        std::os::unix::fs::symlink("/nix/store/def-kexec-nixos", root.join("kexec_nixos")).unwrap();
+        let call = parse_kexec_script(script);
+        assert_eq!(call.initrd.as_deref(), Some("initrd"));
+        match kexec_boot(root).unwrap() {
+            Bootable::Kernel {
+                kernel,
+                initrd,
+                cmdline,
+            } => {
+                assert_eq!(kernel, img.join("bzImage"));
+                assert_eq!(initrd, img.join("initrd"));
+                assert_eq!(
+                    cmdline,
+                    "init=/nix/store/x/init console=ttyS0,115200 panic=30"
+                );
+            }
+            b => panic!("unexpected {b:?}"),
+        }
+    }
+
     /// A tarball tree whose kexec script names `kernel` and `initrd` links made by `link`.
     fn hostile_tree(link: impl Fn(&Path, &Path)) -> (tempfile::TempDir, PathBuf) {
         let d = tempfile::tempdir().unwrap();

@@ -74,56 +74,58 @@ standin_install_iso() {
 
 # Fake store paths, shaped like NixOS's (32 characters of Nix base-32, then a name).
 KEXEC_SCRIPT_PATH=/nix/store/0standin0kexec0script00000000000-kexec-nixos
-KEXEC_IMAGE_PATH=/nix/store/0standin0kexec0image000000000000-image
+KEXEC_IMAGE_PATH=/nix/store/0standin0kexec0image000000000000-kexec-image
 KEXEC_SYSTEM_PATH=/nix/store/0standin0system00000000000000000-nixos-system-standin
+KEXEC_CMDLINE="init=$KEXEC_SYSTEM_PATH/init console=ttyS0,115200 panic=30 boot.panic_on_fail"
 
-# standin_kexec ROOTFS KERNEL RAMROOT: the tarball (as nixos-generators' kexec format makes it:
-# /kexec_nixos, a symlink to a script that loads ${image}/kernel and ${image}/initrd) and the
-# self-extracting bundle.
+# standin_kexec ROOTFS KERNEL RAMROOT: the tarball and the self-extracting bundle, shaped like
+# this project's real builders (formats/nix/kexec-builders.nix): tarball/nixos-system-<system>.tar.xz
+# holding /kexec_nixos, a symlink to a script that loads ${image}/bzImage and ${image}/initrd
+# (plus ${image}/cmdline), and the bundle as one executable file.
 standin_kexec() {
     local tr=$1 t="$work/kexec"
-    mkdir -p "$t$KEXEC_IMAGE_PATH" "$(dirname "$t$KEXEC_SCRIPT_PATH")" "$out/kexec/tarball" "$out/kexec-bundle"
-    cp "$tr$2" "$t$KEXEC_IMAGE_PATH/kernel"
+    local tarball="$out/kexec/tarball/nixos-system-x86_64-linux.tar.xz"
+    mkdir -p "$t$KEXEC_IMAGE_PATH" "$(dirname "$t$KEXEC_SCRIPT_PATH")" "$out/kexec/tarball"
+    cp "$tr$2" "$t$KEXEC_IMAGE_PATH/bzImage"
     cp "$3" "$t$KEXEC_IMAGE_PATH/initrd"
+    printf '%s\n' "$KEXEC_CMDLINE" >"$t$KEXEC_IMAGE_PATH/cmdline"
     cat >"$t$KEXEC_SCRIPT_PATH" <<SCRIPT
 #!/bin/sh
-# Stand-in for nixos-generators' kexec_nixos (the guest is Debian, not NixOS).
-set -x
-set -e
-cd \$(mktemp -d)
-pwd
-mkdir initrd
-cd initrd
+# Stand-in for nixos-generate's kexec_nixos (the guest is Debian, not NixOS).
+set -eu
+work=\$(mktemp -d)
+cd "\$work"
+mkdir extra
 if [ -e /ssh_pubkey ]; then
-  cat /ssh_pubkey >> authorized_keys
+  cat /ssh_pubkey >> extra/authorized_keys
 fi
-find . -type f | cpio -o -H newc | gzip -9 > ../extra.gz
-cd ..
-cat $KEXEC_IMAGE_PATH/initrd extra.gz > final.gz
-
-kexec -l $KEXEC_IMAGE_PATH/kernel --initrd=final.gz --append="init=$KEXEC_SYSTEM_PATH/init console=ttyS0,115200 panic=30 boot.panic_on_fail"
+(cd extra && find . -type f | cpio -o -H newc | gzip -9) > extra.gz
+cat $KEXEC_IMAGE_PATH/initrd extra.gz > initrd
+kexec --load $KEXEC_IMAGE_PATH/bzImage --initrd=initrd \\
+  --command-line='$KEXEC_CMDLINE'
 sync
-echo "executing kernel, filesystems will be improperly umounted"
+echo "kexec_nixos: executing the new kernel; file systems are not unmounted cleanly" >&2
 kexec -e
 SCRIPT
     chmod 0555 "$t$KEXEC_SCRIPT_PATH"
     ln -s "$KEXEC_SCRIPT_PATH" "$t/kexec_nixos"
     (cd "$t" && tar --owner=0 --group=0 --numeric-owner --sort=name -c kexec_nixos nix) \
-        | xz -T2 -0 >"$out/kexec/tarball/nixos-kexec-standin.tar.xz"
-    add_standin kexec kexec multi-user 257 "tarball: /kexec_nixos -> script loading \${image}/kernel and \${image}/initrd (root in the initramfs)"
+        | xz -T2 -0 >"$tarball"
+    add_standin kexec kexec multi-user 257 "tarball: /kexec_nixos -> script loading \${image}/bzImage and \${image}/initrd (root in the initramfs)"
 
-    local b="$out/kexec-bundle/nixos-standin-kexec_bundle"
+    # The bundle is the executable itself (nix build's result is the file <hash>-kexec_bundle).
+    local b="$out/kexec-bundle"
     cat >"$b" <<'SFX'
 #!/bin/sh
-# Stand-in for nixos-generators' kexec_bundle: this script, then a tar.xz after the marker line.
+# Stand-in for nixos-generate's kexec_bundle: unpacks its tarball at / and runs /kexec_nixos.
 set -eu
-ARCHIVE=`awk '/^__ARCHIVE_BELOW__/ { print NR + 1; exit 0; }' $0`
-tail -n+$ARCHIVE $0 | tar xJ -C /
-/kexec_nixos $@
+line=$(awk '/^__ARCHIVE_BELOW__$/ { print NR + 1; exit 0 }' "$0")
+tail -n "+$line" "$0" | tar -xJ -C /
+/kexec_nixos
 exit 1
 __ARCHIVE_BELOW__
 SFX
-    cat "$out/kexec/tarball/nixos-kexec-standin.tar.xz" >>"$b"
+    cat "$tarball" >>"$b"
     chmod 0755 "$b"
-    add_standin kexec-bundle kexec-bundle multi-user 257 "self-extracting script: __ARCHIVE_BELOW__ then the kexec tarball"
+    add_standin kexec-bundle kexec-bundle multi-user 257 "one executable file: a self-extracting script, __ARCHIVE_BELOW__, then the kexec tarball"
 }

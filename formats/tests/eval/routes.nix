@@ -235,40 +235,53 @@ let
       result system.config.system.build.${system.config.formatAttr}
     );
 
-    # nixosModules.all-formats in a real host (own root file system): config.formats.F, with
-    # the format's image options in formatConfigs.F. The cloud and board images' nixpkgs
-    # modules define `fileSystems."/"` and the boot loader's device at normal priority like the
-    # host, so for them the host defines those with mkDefault (README: a known difference).
+    # nixosModules.all-formats in a real host (own disks, swap, LUKS volume, boot loader device):
+    # config.formats.F, with the format's image options in formatConfigs.F. An image that boots
+    # from its own media keeps none of the host's disks and boot loader device, and keeps the
+    # host's other settings (its time zone); the route throws what it finds otherwise.
     all-formats =
       let
-        host =
-          hostModule:
-          nixpkgsFlake.lib.nixosSystem {
-            modules = [
-              ngFlake.nixosModules.all-formats
-              hostModule
-              ./user-flake/small-channel.nix
-              { nixpkgs.hostPlatform = "x86_64-linux"; }
-              {
-                formatConfigs = lib.mapAttrs (_: o: if o == null then { } else o) imageOptions;
-              }
-            ];
-          };
-        real = host ./user-flake/host.nix;
-        weakFileSystems = host (
-          { lib, ... }:
-          {
-            imports = [ ./user-flake/host-base.nix ];
-            fileSystems = lib.mkDefault (import ./user-flake/host-disks.nix);
-            boot.loader.grub.device = lib.mkDefault "/dev/sda";
-          }
-        );
+        hostDisks = [
+          "/dev/sda1"
+          "/dev/sda2"
+          "/dev/sda3"
+          "/dev/sda4"
+          "/dev/mapper/srv"
+          "/dev/disk/by-id/ata-HOST"
+        ];
+        media =
+          fmt: drv:
+          let
+            c = drv.passthru.config;
+            used =
+              lib.mapAttrsToList (_: f: f.device) c.fileSystems
+              ++ map (s: s.device) c.swapDevices
+              ++ lib.mapAttrsToList (_: d: d.device) c.boot.initrd.luks.devices
+              ++ c.boot.loader.grub.devices;
+            found = builtins.filter (d: builtins.elem d hostDisks) used;
+          in
+          if c.time.timeZone != "Europe/Berlin" then
+            throw "${fmt.name} built from a host lost the host's time zone"
+          else if ng.ownMedia fmt.name && found != [ ] then
+            throw "${fmt.name} built from a host uses the host's ${builtins.concatStringsSep ", " found}"
+          else if ng.ownMedia fmt.name && !(c.fileSystems ? "/") then
+            throw "${fmt.name} built from a host has no root file system"
+          else
+            drv;
+        host = nixpkgsFlake.lib.nixosSystem {
+          modules = [
+            ngFlake.nixosModules.all-formats
+            ./user-flake/host.nix
+            ./user-flake/small-channel.nix
+            { nixpkgs.hostPlatform = "x86_64-linux"; }
+            {
+              formatConfigs = lib.mapAttrs (_: o: if o == null then { } else o) imageOptions;
+            }
+          ];
+        };
       in
       perFormat "all-formats" "x86_64-linux" (
-        fmt:
-        result
-          (if builtins.elem fmt.profile [ "cloud-only" "board" "kernel-from-disk" "extlinux" ] then weakFileSystems else real)
-          .config.formats.${fmt.name}
+        fmt: result (media fmt host.config.formats.${fmt.name})
       );
 
     # nixos-generators behaviour that configurations and scripts rely on; each throws the

@@ -28,6 +28,8 @@ let
       inherit lib modulesPath;
       config.system.build.images = { };
       pkgs = { };
+      # The variant's evaluation (mk-format.nix's `image`) is real evaluation's business.
+      extendModules = _: throw "check-lib.nix: extendModules is not evaluated here";
     };
 
   formatChecks = map (

@@ -1,7 +1,27 @@
 # A real host's configuration, as nixosModules.all-formats and `--flake` users have one: its
-# own root file system and boot loader, its own host name and sshd.
+# own disks (root, /boot, swap, an encrypted volume) and boot loader device, which no image
+# built from it has, and settings every image keeps (host name, sshd, time zone).
 {
-  imports = [ ./host-base.nix ];
-  fileSystems = import ./host-disks.nix;
-  boot.loader.grub.device = "/dev/sda";
+  networking.hostName = "host";
+  services.openssh.enable = true;
+  time.timeZone = "Europe/Berlin";
+  system.stateVersion = "25.11";
+
+  fileSystems = {
+    "/" = {
+      device = "/dev/sda2";
+      fsType = "ext4";
+    };
+    "/boot" = {
+      device = "/dev/sda1";
+      fsType = "vfat";
+    };
+    "/srv" = {
+      device = "/dev/mapper/srv";
+      fsType = "ext4";
+    };
+  };
+  swapDevices = [ { device = "/dev/sda3"; } ];
+  boot.initrd.luks.devices.srv.device = "/dev/sda4";
+  boot.loader.grub.device = "/dev/disk/by-id/ata-HOST";
 }

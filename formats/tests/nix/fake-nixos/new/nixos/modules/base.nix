@@ -44,6 +44,10 @@ in
     systemd = open { };
     networking = open { };
     fileSystems = open { };
+    swapDevices = lib.mkOption {
+      type = t.listOf t.anything;
+      default = [ ];
+    };
     documentation = open { };
     system.stateVersion = lib.mkOption { type = t.str; };
     system.nixos = open { };
