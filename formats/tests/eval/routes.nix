@@ -180,12 +180,18 @@ let
         {
           "outputs/packages.${system}.default" = result ngFlake.packages.${system}.default;
           "outputs/devShells.${system}.default" = result ngFlake.devShells.${system}.default;
-          "outputs/formatter.${system}" = result ngFlake.formatter.${system};
         }
         // lib.mapAttrs' (name: drv: lib.nameValuePair "outputs/checks.${system}.${name}" (result drv)) (
           ngFlake.checks.${system} or { }
         )
       ) ngFlake.packages;
+
+    # The flake's formatter (nixfmt, a Haskell package) in a group of its own: where nixpkgs lacks
+    # the Haskell package set (the snapshot), Nix's error is one tryEval cannot catch, which fails
+    # the whole group and has each of its routes evaluated again alone.
+    formatter = lib.mapAttrs' (
+      system: _: lib.nameValuePair "outputs/formatter.${system}" (result ngFlake.formatter.${system})
+    ) ngFlake.packages;
 
     # lib.nixosGenerate { format; modules = [ configuration, top-level image options ]; }
     lib =
