@@ -20,19 +20,34 @@ pub(crate) fn is_bundle(file: &Path) -> Result<bool, HarnessError> {
     Ok(n == 2 && &head == b"#!")
 }
 
-/// Writes the archive that follows the `__ARCHIVE_BELOW__` line of a kexec bundle to `dest`.
+/// How far into a bundle its script (and so the marker) may reach: the script is a few hundred
+/// bytes; the archive after it is the size of a NixOS closure.
+const SCRIPT_LIMIT: u64 = 1 << 20;
+
+/// Writes the archive that follows the `__ARCHIVE_BELOW__` line of a kexec bundle to `dest`,
+/// streamed: only the script (at most [`SCRIPT_LIMIT`] bytes) is held in memory.
 pub fn extract_bundle(bundle: &Path, dest: &Path) -> Result<PathBuf, HarnessError> {
-    let bytes = std::fs::read(bundle)
-        .map_err(|e| HarnessError::io(format!("read {}", bundle.display()), e))?;
+    use std::io::{Read, Seek, SeekFrom};
     let bad = |detail: &str| HarnessError::BadImage {
         path: bundle.to_path_buf(),
         detail: detail.to_string(),
     };
-    let at = memchr::memmem::find(&bytes, BUNDLE_MARKER)
-        .ok_or_else(|| bad("no __ARCHIVE_BELOW__ marker"))?;
-    let rest = &bytes[at + BUNDLE_MARKER.len()..];
+    let read_err = |e| HarnessError::io(format!("read {}", bundle.display()), e);
+    let mut file = std::fs::File::open(bundle).map_err(read_err)?;
+    let mut head = Vec::new();
+    (&mut file)
+        .take(SCRIPT_LIMIT)
+        .read_to_end(&mut head)
+        .map_err(read_err)?;
+    let at = memchr::memmem::find(&head, BUNDLE_MARKER)
+        .ok_or_else(|| bad("no __ARCHIVE_BELOW__ marker in its first MiB"))?;
+    let rest = &head[at + BUNDLE_MARKER.len()..];
     let nl = memchr::memchr(b'\n', rest).ok_or_else(|| bad("nothing after the marker"))?;
-    std::fs::write(dest, &rest[nl + 1..])
+    let archive = (at + BUNDLE_MARKER.len() + nl + 1) as u64;
+    file.seek(SeekFrom::Start(archive)).map_err(read_err)?;
+    let mut out = std::fs::File::create(dest)
+        .map_err(|e| HarnessError::io("write the bundle's archive", e))?;
+    std::io::copy(&mut file, &mut out)
         .map_err(|e| HarnessError::io("write the bundle's archive", e))?;
     Ok(dest.to_path_buf())
 }
@@ -316,5 +331,31 @@ mod tests {
         assert!(is_bundle(&b).unwrap());
         let out = extract_bundle(&b, &d.path().join("a.tar.xz")).unwrap();
         assert_eq!(std::fs::read(out).unwrap(), b"\xfd7zXZ-data");
+    }
+
+    #[test]
+    fn bundle_archive_larger_than_the_script_window_is_copied_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let b = d.path().join("bundle");
+        let archive: Vec<u8> = (0..3 * SCRIPT_LIMIT).map(|i| (i % 251) as u8).collect();
+        let mut bytes = b"#!/bin/sh\nexit 0\n__ARCHIVE_BELOW__\n".to_vec();
+        bytes.extend_from_slice(&archive);
+        std::fs::write(&b, &bytes).unwrap();
+        let out = extract_bundle(&b, &d.path().join("a.tar.xz")).unwrap();
+        assert!(std::fs::read(out).unwrap() == archive);
+    }
+
+    #[test]
+    fn bundle_marker_past_the_script_window_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let b = d.path().join("bundle");
+        let mut bytes = b"#!/bin/sh\n".to_vec();
+        bytes.resize(SCRIPT_LIMIT as usize + 10, b'#');
+        bytes.extend_from_slice(b"\n__ARCHIVE_BELOW__\ndata");
+        std::fs::write(&b, &bytes).unwrap();
+        let err = extract_bundle(&b, &d.path().join("a"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no __ARCHIVE_BELOW__ marker"), "{err}");
     }
 }
