@@ -37,8 +37,6 @@ pub enum DiskBus {
 /// Size of the swap disk a `kernel-from-disk` run gets (Linode's default is larger; the
 /// size does not matter for a boot check).
 const SWAP_BYTES: u64 = 64 << 20;
-/// The zstd frame magic (an SD image built with `sdImage.compressImage`, nixpkgs' default).
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 
 /// Prepares a `kernel-from-disk` or `extlinux` image: unpacks it into `run_dir` when it is
 /// compressed, reads the boot entry, kernel and initrd out of its file system.
@@ -57,11 +55,8 @@ pub(crate) async fn prepare(
     })?;
     let disk = if format.packing == Some(Packing::Gzip) {
         crate::image::unpack_disk(Packing::Gzip, "raw", file, run_dir).await?
-    } else if crate::arch::head(file, 4)
-        .map_err(|e| HarnessError::io(format!("read {}", file.display()), e))?
-        == ZSTD_MAGIC
-    {
-        unzstd(file, run_dir).await?
+    } else if crate::zstd_disk::is_zstd(file)? {
+        crate::zstd_disk::unzstd(file, &run_dir.join("disk.img")).await?
     } else {
         crate::image::qemu_path(file, run_dir)?
     };
@@ -145,24 +140,6 @@ pub(crate) async fn prepare(
         bus,
         swap,
     })
-}
-
-/// Decompresses a zstd image into the run directory (sparse, as zstd writes files).
-async fn unzstd(file: &Path, run_dir: &Path) -> Result<PathBuf, HarnessError> {
-    let dest = run_dir.join("disk.img");
-    let mut cmd = Command::new("zstd");
-    cmd.args(["-d", "-q", "-f", "-o"])
-        .arg(&dest)
-        .arg("--")
-        .arg(file);
-    let out = spawn(cmd, "zstd", "zstd").await?;
-    if !out.status.success() {
-        return Err(HarnessError::BadImage {
-            path: file.to_path_buf(),
-            detail: format!("zstd -d: {}", String::from_utf8_lossy(&out.stderr).trim()),
-        });
-    }
-    Ok(dest)
 }
 
 async fn spawn(
