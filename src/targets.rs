@@ -28,7 +28,7 @@ pub struct Target {
 pub fn pair_metadata(targets: &mut [Target]) {
     let rootfs = targets
         .iter()
-        .find(|t| t.format.name == harness::image::METADATA_PAIR)
+        .find(|t| t.format.name == harness::container::METADATA_PAIR)
         .map(|t| t.image.clone());
     for t in targets.iter_mut() {
         if t.format.profile == formats::Profile::ContainerMetadata {

@@ -25,6 +25,9 @@ use std::path::{Path, PathBuf};
 
 use tar::EntryType;
 
+use formats::{Format, Profile};
+
+use crate::image::Bootable;
 use crate::HarnessError;
 
 /// The program that boots containers.
@@ -149,6 +152,73 @@ pub fn find_init(root: &Path) -> Option<PathBuf> {
     .iter()
     .map(|p| root.join(p))
     .find(|p| p.symlink_metadata().is_ok())
+}
+
+/// Prepares a container (`container`) or a metadata tarball checked with its pair
+/// (`container-metadata`): the root file system tarball is unpacked into `run_dir/root` and
+/// must have an init; a metadata tarball must describe it ([`crate::lxcmeta::check_pair`]).
+pub(crate) async fn prepare(
+    format: &Format,
+    file: &Path,
+    run_dir: &Path,
+    pair: Option<&Path>,
+) -> Result<Bootable, HarnessError> {
+    let rootfs = match format.profile {
+        Profile::ContainerMetadata => rootfs_of_pair(format, pair)?,
+        _ => file.to_path_buf(),
+    };
+    which::which(NSPAWN).map_err(|_| HarnessError::MissingProgram {
+        program: NSPAWN.into(),
+        package: "systemd-container".into(),
+    })?;
+    let (tarball, root) = (rootfs, run_dir.join("root"));
+    let unpacked = root.clone();
+    tokio::task::spawn_blocking(move || unpack(&tarball, &unpacked))
+        .await
+        .map_err(|e| HarnessError::io("unpack the container", std::io::Error::other(e)))??;
+    if find_init(&root).is_none() {
+        return Err(HarnessError::BadImage {
+            path: tarball_path(format, file, pair),
+            detail: "the tarball has no init (/sbin/init, as NixOS's container tarballs have)"
+                .into(),
+        });
+    }
+    if format.profile == Profile::ContainerMetadata {
+        let (metadata, meta) = (file.to_path_buf(), run_dir.join("metadata"));
+        let unpacked = meta.clone();
+        tokio::task::spawn_blocking(move || unpack(&metadata, &unpacked))
+            .await
+            .map_err(|e| HarnessError::io("unpack the metadata", std::io::Error::other(e)))??;
+        crate::lxcmeta::check_pair(&meta, &root).map_err(|e| HarnessError::BadImage {
+            path: file.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    }
+    Ok(Bootable::Container { root })
+}
+
+/// The format whose image a `container-metadata` image is checked with.
+pub const METADATA_PAIR: &str = "lxc";
+
+/// The root file system tarball paired with a metadata tarball: `pair` resolved as an image
+/// of the [`METADATA_PAIR`] format.
+fn rootfs_of_pair(format: &Format, pair: Option<&Path>) -> Result<PathBuf, HarnessError> {
+    let pair = pair.ok_or_else(|| HarnessError::NoPair {
+        format: format.name.clone(),
+        pair: METADATA_PAIR.into(),
+    })?;
+    let lxc = formats::registry()
+        .get(METADATA_PAIR)
+        .expect("the registry has lxc");
+    crate::image::resolve(lxc, pair)
+}
+
+/// The tarball a container boots: the image itself, or a metadata image's pair.
+fn tarball_path(format: &Format, file: &Path, pair: Option<&Path>) -> PathBuf {
+    match (format.profile, pair) {
+        (Profile::ContainerMetadata, Some(p)) => p.to_path_buf(),
+        _ => file.to_path_buf(),
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The image under test: found in a build result through the registry's output glob, then
-//! turned into what QEMU boots (packed disks and kexec tarballs unpacked into the run
-//! directory; the image itself is never written).
+//! turned into what QEMU boots by its profile (packed disks unpacked into the run directory; the
+//! image itself is never written). The profiles with more to do have their own modules:
+//! `kexec::prepare`, `container::prepare`, `diskboot::prepare`.
 
 use std::path::{Path, PathBuf};
 
@@ -211,65 +212,9 @@ pub async fn prepare(
                 uefi,
             })
         }
-        Profile::Kexec => {
-            let tarball = if crate::kexec::is_bundle(file)? {
-                extract_bundle(file, &run_dir.join("kexec.tar.xz"))?
-            } else {
-                file.to_path_buf()
-            };
-            let root = run_dir.join("kexec");
-            untar(&tarball, &root, "J").await?;
-            let boot = kexec_boot(&root)?;
-            if let Bootable::Kernel { kernel, .. } = &boot {
-                let head = arch::head(kernel, 4096)
-                    .map_err(|e| HarnessError::io(format!("read {}", kernel.display()), e))?;
-                match arch::kernel_arch(&head) {
-                    Some(a) if a != arch::HOST_ARCH => {
-                        return Err(foreign_arch(file, &format!("its kernel is for {a}")))
-                    }
-                    _ => {}
-                }
-            }
-            Ok(boot)
-        }
+        Profile::Kexec => crate::kexec::prepare(file, run_dir).await,
         Profile::Container | Profile::ContainerMetadata => {
-            let rootfs = match format.profile {
-                Profile::ContainerMetadata => rootfs_of_pair(format, pair)?,
-                _ => file.to_path_buf(),
-            };
-            which::which(crate::container::NSPAWN).map_err(|_| HarnessError::MissingProgram {
-                program: crate::container::NSPAWN.into(),
-                package: "systemd-container".into(),
-            })?;
-            let (tarball, root) = (rootfs, run_dir.join("root"));
-            let unpacked = root.clone();
-            tokio::task::spawn_blocking(move || crate::container::unpack(&tarball, &unpacked))
-                .await
-                .map_err(|e| {
-                    HarnessError::io("unpack the container", std::io::Error::other(e))
-                })??;
-            if crate::container::find_init(&root).is_none() {
-                return Err(HarnessError::BadImage {
-                    path: tarball_path(format, file, pair),
-                    detail:
-                        "the tarball has no init (/sbin/init, as NixOS's container tarballs have)"
-                            .into(),
-                });
-            }
-            if format.profile == Profile::ContainerMetadata {
-                let (metadata, meta) = (file.to_path_buf(), run_dir.join("metadata"));
-                let unpacked = meta.clone();
-                tokio::task::spawn_blocking(move || crate::container::unpack(&metadata, &unpacked))
-                    .await
-                    .map_err(|e| {
-                        HarnessError::io("unpack the metadata", std::io::Error::other(e))
-                    })??;
-                crate::lxcmeta::check_pair(&meta, &root).map_err(|e| HarnessError::BadImage {
-                    path: file.to_path_buf(),
-                    detail: e.to_string(),
-                })?;
-            }
-            Ok(Bootable::Container { root })
+            crate::container::prepare(format, file, run_dir, pair).await
         }
         Profile::KernelFromDisk | Profile::Extlinux => {
             crate::diskboot::prepare(format, file, run_dir).await
@@ -296,30 +241,6 @@ pub async fn prepare(
             profile: format.profile.to_string(),
             why: format.not_checked.clone().unwrap_or_default(),
         }),
-    }
-}
-
-/// The format whose image a `container-metadata` image is checked with.
-pub const METADATA_PAIR: &str = "lxc";
-
-/// The root file system tarball paired with a metadata tarball: `pair` resolved as an image
-/// of the [`METADATA_PAIR`] format.
-fn rootfs_of_pair(format: &Format, pair: Option<&Path>) -> Result<PathBuf, HarnessError> {
-    let pair = pair.ok_or_else(|| HarnessError::NoPair {
-        format: format.name.clone(),
-        pair: METADATA_PAIR.into(),
-    })?;
-    let lxc = formats::registry()
-        .get(METADATA_PAIR)
-        .expect("the registry has lxc");
-    resolve(lxc, pair)
-}
-
-/// The tarball a container boots: the image itself, or a metadata image's pair.
-fn tarball_path(format: &Format, file: &Path, pair: Option<&Path>) -> PathBuf {
-    match (format.profile, pair) {
-        (Profile::ContainerMetadata, Some(p)) => p.to_path_buf(),
-        _ => file.to_path_buf(),
     }
 }
 
@@ -371,7 +292,7 @@ async fn loader_arch_via_qemu_img(
     found
 }
 
-fn foreign_arch(file: &Path, why: &str) -> HarnessError {
+pub(crate) fn foreign_arch(file: &Path, why: &str) -> HarnessError {
     HarnessError::BadImage {
         path: file.to_path_buf(),
         detail: format!(
@@ -413,7 +334,11 @@ async fn run(cmd: &mut Command, what: &str, file: &Path) -> Result<(), HarnessEr
     Ok(())
 }
 
-async fn untar(tarball: &Path, dest: &Path, compression: &str) -> Result<(), HarnessError> {
+pub(crate) async fn untar(
+    tarball: &Path,
+    dest: &Path,
+    compression: &str,
+) -> Result<(), HarnessError> {
     std::fs::create_dir_all(dest).map_err(|e| HarnessError::io("create unpack directory", e))?;
     let mut cmd = Command::new("tar");
     cmd.arg(format!("-x{compression}f"))

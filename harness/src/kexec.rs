@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::confined::{self, ConfinedError};
 use crate::image::{first_file, Bootable};
-use crate::HarnessError;
+use crate::{arch, HarnessError};
 
 const BUNDLE_MARKER: &[u8] = b"\n__ARCHIVE_BELOW__";
 
@@ -50,6 +50,34 @@ pub fn extract_bundle(bundle: &Path, dest: &Path) -> Result<PathBuf, HarnessErro
     std::io::copy(&mut file, &mut out)
         .map_err(|e| HarnessError::io("write the bundle's archive", e))?;
     Ok(dest.to_path_buf())
+}
+
+/// Prepares a kexec tarball or bundle: the bundle's archive is extracted, the tarball unpacked
+/// into `run_dir/kexec`, and the kernel, initrd and command line its script names are resolved
+/// inside it; a kernel for another architecture is refused.
+pub(crate) async fn prepare(file: &Path, run_dir: &Path) -> Result<Bootable, HarnessError> {
+    let tarball = if is_bundle(file)? {
+        extract_bundle(file, &run_dir.join("kexec.tar.xz"))?
+    } else {
+        file.to_path_buf()
+    };
+    let root = run_dir.join("kexec");
+    crate::image::untar(&tarball, &root, "J").await?;
+    let boot = kexec_boot(&root)?;
+    if let Bootable::Kernel { kernel, .. } = &boot {
+        let head = arch::head(kernel, 4096)
+            .map_err(|e| HarnessError::io(format!("read {}", kernel.display()), e))?;
+        match arch::kernel_arch(&head) {
+            Some(a) if a != arch::HOST_ARCH => {
+                return Err(crate::image::foreign_arch(
+                    file,
+                    &format!("its kernel is for {a}"),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(boot)
 }
 
 /// What a `kexec` command line in a script names.

@@ -97,7 +97,7 @@ fn options(format: &Format, images: &Images) -> BootOptions {
     let pair = (format.profile == formats::Profile::ContainerMetadata)
         .then(|| {
             images
-                .get(harness::image::METADATA_PAIR)
+                .get(harness::container::METADATA_PAIR)
                 .map(Path::to_path_buf)
         })
         .flatten();
