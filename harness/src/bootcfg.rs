@@ -17,6 +17,31 @@ pub struct BootEntry {
     pub cmdline: String,
 }
 
+impl BootEntry {
+    /// The entry read from `file`, or [`BootCfgError::NoKernel`] when it named no kernel with
+    /// `keyword`.
+    fn of(
+        title: &str,
+        kernel: Option<String>,
+        initrds: Vec<String>,
+        cmdline: String,
+        file: &'static str,
+        keyword: &'static str,
+    ) -> Result<BootEntry, BootCfgError> {
+        let kernel = kernel.ok_or_else(|| BootCfgError::NoKernel {
+            file,
+            title: title.to_string(),
+            keyword,
+        })?;
+        Ok(BootEntry {
+            title: title.to_string(),
+            kernel,
+            initrds,
+            cmdline,
+        })
+    }
+}
+
 /// Why no boot entry could be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BootCfgError {
@@ -167,16 +192,7 @@ pub fn grub_default(text: &str) -> Result<BootEntry, BootCfgError> {
             _ => {}
         }
     }
-    Ok(BootEntry {
-        title: title.clone(),
-        kernel: kernel.ok_or_else(|| BootCfgError::NoKernel {
-            file: FILE,
-            title: title.clone(),
-            keyword: "linux",
-        })?,
-        initrds,
-        cmdline,
-    })
+    BootEntry::of(title, kernel, initrds, cmdline, FILE, "linux")
 }
 
 /// The entry extlinux (U-Boot's `pxe`/`sysboot`) boots from `extlinux.conf`: the `LABEL` that
@@ -227,16 +243,7 @@ pub fn extlinux_default(text: &str, dir: &str) -> Result<BootEntry, BootCfgError
             _ => {}
         }
     }
-    Ok(BootEntry {
-        title: title.clone(),
-        kernel: kernel.ok_or_else(|| BootCfgError::NoKernel {
-            file: FILE,
-            title: title.clone(),
-            keyword: "LINUX",
-        })?,
-        initrds,
-        cmdline,
-    })
+    BootEntry::of(title, kernel, initrds, cmdline, FILE, "LINUX")
 }
 
 #[cfg(test)]
