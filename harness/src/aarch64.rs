@@ -171,13 +171,7 @@ pub fn locate_aavmf() -> Result<Ovmf, HarnessError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
-        args.windows(2)
-            .filter(|w| w[0] == flag)
-            .map(|w| w[1].as_str())
-            .collect()
-    }
+    use crate::test_util::after;
 
     #[test]
     fn virt_machine_under_tcg() {

@@ -262,6 +262,7 @@ pub fn runner_args(memory_mib: u32, cpus: u32) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::after;
     use std::path::PathBuf;
 
     fn ovmf() -> Ovmf {
@@ -269,13 +270,6 @@ mod tests {
             code: PathBuf::from("/fw/CODE.fd"),
             vars_template: PathBuf::from("/fw/VARS.fd"),
         }
-    }
-
-    fn after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
-        args.windows(2)
-            .filter(|w| w[0] == flag)
-            .map(|w| w[1].as_str())
-            .collect()
     }
 
     #[test]
