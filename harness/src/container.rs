@@ -272,13 +272,21 @@ mod tests {
         assert!(!INIT.contains("/run/x"));
     }
 
+    /// A temporary directory for a test that unpacks as root (unpacking keeps owners), or
+    /// `None` (the test skipped, said on stderr) when not root.
+    fn as_root(test: &str) -> Option<tempfile::TempDir> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED {test}: not root (unpacking keeps owners)");
+            return None;
+        }
+        Some(tempfile::tempdir().unwrap())
+    }
+
     #[test]
     fn unpacks_a_root_file_system_and_skips_devices() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED unpacks_a_root_file_system_and_skips_devices: not root (unpacking keeps owners)");
+        let Some(d) = as_root("unpacks_a_root_file_system_and_skips_devices") else {
             return;
-        }
-        let d = tempfile::tempdir().unwrap();
+        };
         let t = tarball(d.path(), |b| {
             file(b, "sbin/init", EntryType::Regular, b"#!/bin/sh\n");
             file(b, "dev/sda", EntryType::Block, b"");
@@ -291,11 +299,9 @@ mod tests {
 
     #[test]
     fn entries_outside_the_root_are_refused() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED entries_outside_the_root_are_refused: not root");
+        let Some(d) = as_root("entries_outside_the_root_are_refused") else {
             return;
-        }
-        let d = tempfile::tempdir().unwrap();
+        };
         let t = tarball(d.path(), |b| {
             file(b, "../escaped", EntryType::Regular, b"x")
         });
