@@ -54,7 +54,7 @@ pub(crate) async fn prepare(
         package: "e2fsprogs".into(),
     })?;
     let disk = if format.packing == Some(Packing::Gzip) {
-        crate::image::unpack_disk(Packing::Gzip, "raw", file, run_dir).await?
+        crate::unpack::unpack_disk(Packing::Gzip, "raw", file, run_dir).await?
     } else if crate::zstd_disk::is_zstd(file)? {
         crate::zstd_disk::unzstd(file, &run_dir.join("disk.img")).await?
     } else {

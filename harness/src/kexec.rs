@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::confined::{self, ConfinedError};
-use crate::image::{first_file, Bootable};
+use crate::image::Bootable;
+use crate::unpack::{first_file, untar_owned, Compression};
 use crate::{arch, HarnessError};
 
 const BUNDLE_MARKER: &[u8] = b"\n__ARCHIVE_BELOW__";
@@ -62,7 +63,7 @@ pub(crate) async fn prepare(file: &Path, run_dir: &Path) -> Result<Bootable, Har
         file.to_path_buf()
     };
     let root = run_dir.join("kexec");
-    crate::image::untar(&tarball, &root, "J").await?;
+    untar_owned(&tarball, &root, Compression::Xz).await?;
     let boot = kexec_boot(&root)?;
     if let Bootable::Kernel { kernel, .. } = &boot {
         let head = arch::head(kernel, 4096)

@@ -44,6 +44,7 @@ pub mod rundir;
 pub mod serial;
 #[cfg(test)]
 mod test_util;
+mod unpack;
 mod verdict;
 pub mod vma;
 mod zstd_disk;
