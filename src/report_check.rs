@@ -3,6 +3,7 @@
 
 use std::{path::Path, sync::Arc};
 
+use comfy_table::{CellAlignment, Table};
 use harness::{Milestone, Verdict};
 use serde::{ser::SerializeStruct, Serialize, Serializer};
 
@@ -36,6 +37,16 @@ impl Reporter {
     pub fn finish(&self, results: &[Checked]) {
         print(results, self.json);
     }
+}
+
+/// `table` drawn with no lines, its columns two spaces apart, trailing spaces trimmed (`--list`
+/// and the summary of `--check`).
+pub fn plain(mut table: Table) -> String {
+    table.load_preset(comfy_table::presets::NOTHING);
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    table.trim_fmt()
 }
 
 /// How many serial lines a failure shows.
@@ -113,10 +124,8 @@ pub fn print(results: &[Checked], json: bool) {
     for c in results.iter().filter(|c| !c.passed()) {
         print_failure(c);
     }
-    println!(
-        "{:<16} {:<28} {:>8}  {:<5} {:<7}",
-        "FORMAT", "RESULT", "TIME", "ACCEL", "SOURCE"
-    );
+    let mut table = Table::new();
+    table.set_header(["FORMAT", "RESULT", "TIME", "ACCEL", "SOURCE"]);
     for c in results {
         let (result, time, accel, source) = match c.verdict() {
             Some(v) => (
@@ -137,11 +146,12 @@ pub fn print(results: &[Checked], json: bool) {
                 "-".into(),
             ),
         };
-        println!(
-            "{:<16} {:<28} {:>8}  {:<5} {:<7}",
-            c.format, result, time, accel, source
-        );
+        table.add_row([c.format.clone(), result, time, accel, source]);
     }
+    if let Some(time) = table.column_mut(2) {
+        time.set_cell_alignment(CellAlignment::Right);
+    }
+    println!("{}", plain(table));
     if let Some(why) = results
         .iter()
         .find_map(|c| c.verdict()?.kvm_dropped.as_ref())
