@@ -230,11 +230,12 @@ fn serial_tail(log: &Path) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::ffi::OsStrExt;
     use std::time::Duration;
 
     use harness::{
-        Accel, Evidence, Firmware, KvmDropped, Milestone, MilestoneKind, Outcome, ReadinessSource,
-        Reason, TransportKind, Verdict,
+        rundir::RunFiles, Accel, Firmware, KvmDropped, Milestone, MilestoneKind, Outcome,
+        ReadinessSource, Reason, TransportKind, Verdict,
     };
     use scenarios::console::ConsoleFacts;
 
@@ -265,13 +266,7 @@ mod tests {
             exit_status: None,
             elapsed: Duration::from_micros(21_500_001),
             run_dir: None,
-            evidence: Evidence {
-                serial_log: "/tmp/ng-x1/serial.log".into(),
-                qemu_stderr: "/tmp/ng-x1/qemu.stderr".into(),
-                qmp_log: "/tmp/ng-x1/qmp.log".into(),
-                notify_log: None,
-                screenshot: None,
-            },
+            evidence: RunFiles::of(Path::new("/tmp/ng-x1")).evidence(),
             qemu_args: vec!["qemu-system-x86_64".into()],
         })
     }
@@ -284,7 +279,18 @@ mod tests {
         }
     }
 
-    use std::os::unix::ffi::OsStrExt;
+    /// A check that booted; a failed boot keeps its run directory.
+    fn booted(format: &str, verdict: Box<Verdict>, console: ConsoleOutcome) -> Checked {
+        let run_dir = (!verdict.is_ready()).then(|| "/tmp/ng-x1".into());
+        checked(
+            format,
+            CheckOutcome::Booted {
+                verdict,
+                console,
+                run_dir,
+            },
+        )
+    }
 
     /// `--json` of every shape of result, byte for byte as the hand-built rows printed it
     /// before the rows were serialised from the check itself.
@@ -404,35 +410,26 @@ mod tests {
                     bad_input: true,
                 },
             ),
-            checked(
+            booted(
                 "iso",
-                CheckOutcome::Booted {
-                    verdict: verdict(
-                        Outcome::Failed {
-                            reason: Reason::KernelPanic,
-                            detail: "VFS".into(),
-                        },
-                        Some(KvmDropped::MidBoot("KVM internal error".into())),
-                    ),
-                    console: ConsoleOutcome::NotRun,
-                    run_dir: Some("/tmp/ng-x1".into()),
-                },
+                verdict(
+                    Outcome::Failed {
+                        reason: Reason::KernelPanic,
+                        detail: "VFS".into(),
+                    },
+                    Some(KvmDropped::MidBoot("KVM internal error".into())),
+                ),
+                ConsoleOutcome::NotRun,
             ),
-            checked(
+            booted(
                 "qcow",
-                CheckOutcome::Booted {
-                    verdict: verdict(Outcome::Ready, None),
-                    console: ConsoleOutcome::Failed("no prompt".into()),
-                    run_dir: None,
-                },
+                verdict(Outcome::Ready, None),
+                ConsoleOutcome::Failed("no prompt".into()),
             ),
-            checked(
+            booted(
                 "vm",
-                CheckOutcome::Booted {
-                    verdict: verdict(Outcome::Ready, None),
-                    console: ConsoleOutcome::Passed(facts),
-                    run_dir: None,
-                },
+                verdict(Outcome::Ready, None),
+                ConsoleOutcome::Passed(facts),
             ),
         ];
         assert_eq!(json_rows(&results), EXPECTED);

@@ -250,11 +250,8 @@ impl Machine {
             elapsed: self.started.elapsed(),
             run_dir: (failed || self.opts.keep).then(|| self.path.clone()),
             evidence: Evidence {
-                serial_log: self.files().serial_log(),
-                qemu_stderr: self.files().qemu_stderr(),
-                qmp_log: self.files().qmp_log(),
-                notify_log: Some(self.files().notify_log()).filter(|p| p.exists()),
                 screenshot: self.screenshot.clone(),
+                ..self.files().evidence()
             },
             qemu_args: self.command_line.clone(),
         };
