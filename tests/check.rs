@@ -28,12 +28,7 @@ fn a_good_standin_of_every_boot_profile_passes_check_in_one_parallel_call() {
         "expected a good stand-in of every boot profile: {good:?}"
     );
     let tmp = tempfile::tempdir().unwrap();
-    let out = nixos_generate(tmp.path())
-        .arg("--check")
-        .arg("--json")
-        .args(image_args(&dir, &good))
-        .output()
-        .unwrap();
+    let out = check_images(tmp.path(), &["--check", "--json"], &dir, &good);
     let rows = json_rows(&out);
     assert_eq!(rows.len(), good.len());
     for (row, standin) in rows.iter().zip(&good) {
@@ -77,11 +72,7 @@ fn check_console_logs_in_and_reports_the_system_state() {
     let (dir, all) = standins();
     let vm = standin(&all, "vm");
     let tmp = tempfile::tempdir().unwrap();
-    let out = nixos_generate(tmp.path())
-        .arg("--check=console")
-        .args(image_args(&dir, &[vm]))
-        .output()
-        .unwrap();
+    let out = check_images(tmp.path(), &["--check=console"], &dir, &[vm]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -110,11 +101,7 @@ fn aarch64_uefi_disks_boot_through_aavmf() {
     for name in ["raw-efi-aarch64", "qcow-efi-aarch64", "iso-aarch64"] {
         let s = standin(&all, name);
         let tmp = tempfile::tempdir().unwrap();
-        let out = nixos_generate(tmp.path())
-            .args(["--check", "--json"])
-            .args(image_args(&dir, &[s]))
-            .output()
-            .unwrap();
+        let out = check_images(tmp.path(), &["--check", "--json"], &dir, &[s]);
         let rows = json_rows(&out);
         assert_eq!(rows[0]["verdict"], "multi-user", "{name}: {:#}", rows[0]);
         assert_eq!(rows[0]["accelerator"], "tcg", "{name}");

@@ -20,11 +20,12 @@ fn every_broken_standin_fails_with_its_reason() {
         "expected the broken stand-ins: {broken:?}"
     );
     let tmp = tempfile::tempdir().unwrap();
-    let out = nixos_generate(tmp.path())
-        .args(["--check", "--json", "--timeout", "90"])
-        .args(image_args(&dir, &broken))
-        .output()
-        .unwrap();
+    let out = check_images(
+        tmp.path(),
+        &["--check", "--json", "--timeout", "90"],
+        &dir,
+        &broken,
+    );
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -82,11 +83,12 @@ fn every_refused_standin_exits_2_with_its_reason_and_nothing_boots_it() {
         if profile_of(s) == formats::Profile::ContainerMetadata {
             images.push(lxc);
         }
-        let out = nixos_generate(tmp.path())
-            .args(["--check", "--json", "--timeout", "120"])
-            .args(image_args(&dir, &images))
-            .output()
-            .unwrap();
+        let out = check_images(
+            tmp.path(),
+            &["--check", "--json", "--timeout", "120"],
+            &dir,
+            &images,
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{}: {err}", s.name);
         assert!(err.contains(refusal(&s.name)), "{}: {err}", s.name);
@@ -106,11 +108,7 @@ fn lxc_metadata_without_its_lxc_pair_is_refused() {
     let (dir, all) = standins();
     let meta = standin(&all, "lxc-metadata");
     let tmp = tempfile::tempdir().unwrap();
-    let out = nixos_generate(tmp.path())
-        .arg("--check")
-        .args(image_args(&dir, &[meta]))
-        .output()
-        .unwrap();
+    let out = check_images(tmp.path(), &["--check"], &dir, &[meta]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -130,11 +128,7 @@ fn a_failed_check_prints_the_reason_serial_tail_and_run_dir() {
         .find(|s| s.expect == "emergency-mode")
         .expect("an emergency stand-in");
     let tmp = tempfile::tempdir().unwrap();
-    let out = nixos_generate(tmp.path())
-        .arg("--check")
-        .args(image_args(&dir, &[emergency]))
-        .output()
-        .unwrap();
+    let out = check_images(tmp.path(), &["--check"], &dir, &[emergency]);
     assert_eq!(out.status.code(), Some(3));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("did not boot: emergency-mode"), "{stdout}");

@@ -165,7 +165,7 @@ pub(crate) fn firmware_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::after;
+    use crate::test_util::{after, values};
 
     /// The launch of `b` with default options, or `None` after checking the one-line error
     /// naming `package` when the firmware it needs is not installed (`found` false).
@@ -261,9 +261,10 @@ mod tests {
             return;
         };
         assert_eq!(l.program, aarch64::qemu_program());
-        assert_eq!(after(&l.args, "-machine"), ["virt"]);
-        assert_eq!(after(&l.args, "-accel"), ["tcg"]);
-        assert_eq!(after(&l.args, "-bios"), [aarch64::UBOOT]);
+        assert_eq!(
+            values(&l.args, &["-machine", "-accel", "-bios"]),
+            ["virt", "tcg", aarch64::UBOOT]
+        );
         assert!(after(&l.args, "-device").contains(&"pvpanic-pci"));
         assert!(!l.args.iter().any(|a| a == "pvpanic"));
     }

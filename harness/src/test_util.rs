@@ -7,3 +7,9 @@ pub(crate) fn after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
         .map(|w| w[1].as_str())
         .collect()
 }
+
+/// The values after each of `flags`, one string a flag (a repeated flag's values joined by
+/// ` | `, a missing one empty), for comparing several flags at once.
+pub(crate) fn values(args: &[String], flags: &[&str]) -> Vec<String> {
+    flags.iter().map(|f| after(args, f).join(" | ")).collect()
+}

@@ -44,6 +44,15 @@ pub fn nixos_generate(tmp: &Path) -> Command {
     c
 }
 
+/// The command with `args` on `standins` (see [`image_args`]), run to its end.
+pub fn check_images(tmp: &Path, args: &[&str], dir: &Path, standins: &[&Standin]) -> Output {
+    nixos_generate(tmp)
+        .args(args)
+        .args(image_args(dir, standins))
+        .output()
+        .unwrap()
+}
+
 /// `-f F --image I` for each stand-in, in order.
 pub fn image_args(dir: &Path, standins: &[&Standin]) -> Vec<String> {
     standins
