@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use harness::{BootOptions, Event, Machine, Verdict};
+use harness::{BootOptions, Event, Machine, Outcome, Reason, Verdict};
 use scenarios::console::ConsoleFacts;
 use tokio::{sync::Semaphore, task::JoinSet};
 
@@ -71,11 +71,75 @@ impl Checked {
 
     /// Reached multi-user (and passed the console scenario if it ran).
     pub fn passed(&self) -> bool {
-        matches!(
-            &self.outcome,
-            CheckOutcome::Booted { verdict, console, .. }
-                if verdict.is_ready() && !matches!(console, ConsoleOutcome::Failed(_))
-        )
+        self.failure().is_none()
+    }
+
+    /// Why it failed, if it did.
+    pub fn failure(&self) -> Option<CheckFailure> {
+        match &self.outcome {
+            CheckOutcome::NotStarted { .. } => Some(CheckFailure::CouldNotStart),
+            CheckOutcome::Booted { verdict, .. } if !verdict.is_ready() => {
+                verdict.reason().map(CheckFailure::Boot)
+            }
+            CheckOutcome::Booted {
+                console: ConsoleOutcome::Failed(_),
+                ..
+            } => Some(CheckFailure::ConsoleScenario),
+            CheckOutcome::Booted { .. } => None,
+        }
+    }
+
+    /// What went wrong, in words: the error that kept it from starting, the console scenario's
+    /// failure, or the boot's reason and its evidence.
+    pub fn failure_detail(&self) -> Option<String> {
+        match &self.outcome {
+            CheckOutcome::NotStarted { error, .. } => Some(error.clone()),
+            CheckOutcome::Booted {
+                console: ConsoleOutcome::Failed(f),
+                ..
+            } => Some(f.clone()),
+            CheckOutcome::Booted { verdict, .. } => match &verdict.outcome {
+                Outcome::Ready => None,
+                outcome => Some(outcome_line(outcome)),
+            },
+        }
+    }
+}
+
+/// Why the check of one target failed; serialises as its kebab-case name (a boot's reason as
+/// the harness spells it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckFailure {
+    /// The machine could not be started or checked.
+    CouldNotStart,
+    /// The boot failed.
+    Boot(Reason),
+    /// The boot reached multi-user, the console scenario failed.
+    ConsoleScenario,
+}
+
+impl CheckFailure {
+    /// The kebab-case name (`could-not-start`, `kernel-panic`, `console-scenario`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckFailure::CouldNotStart => "could-not-start",
+            CheckFailure::Boot(reason) => reason.name(),
+            CheckFailure::ConsoleScenario => "console-scenario",
+        }
+    }
+}
+
+impl serde::Serialize for CheckFailure {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// One line for an outcome: `multi-user`, or the reason and its evidence.
+pub fn outcome_line(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Ready => "multi-user".into(),
+        Outcome::Failed { reason, detail } => format!("{reason}: {detail}"),
     }
 }
 

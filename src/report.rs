@@ -36,13 +36,17 @@ pub fn list(json: bool) -> Result<(), Exit> {
             serde_json::to_string_pretty(&rows).expect("plain data serialises")
         );
     } else {
-        let width = formats.iter().map(|f| f.name.len()).max().unwrap_or(0);
+        let mut table = comfy_table::Table::new();
         for f in formats {
-            match &f.not_checked {
-                None => println!("{:width$}  {}", f.name, f.description),
-                Some(why) => println!("{:width$}  {} (no --check: {why})", f.name, f.description),
-            }
+            table.add_row([
+                f.name.clone(),
+                match &f.not_checked {
+                    None => f.description.clone(),
+                    Some(why) => format!("{} (no --check: {why})", f.description),
+                },
+            ]);
         }
+        println!("{}", crate::report_check::plain(table));
     }
     Ok(())
 }

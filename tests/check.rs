@@ -3,86 +3,13 @@
 //! nothing behind, and `--run` can be driven from a terminal (expectrl).
 
 use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
-    sync::Mutex,
+    path::Path,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use test_support::{read_manifest, standins_dir, Standin};
-
-/// One guest-heavy test at a time in this binary (each check may itself run two guests).
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// The stand-ins directory (`$NIXGEN_STANDINS`, else `ci/standins/build`) and its manifest.
-fn standins() -> (PathBuf, Vec<Standin>) {
-    let dir = standins_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .unwrap_or_else(|e| panic!("the boot tests need stand-ins: {e}"));
-    let manifest = read_manifest(&dir).unwrap_or_else(|e| panic!("{e}"));
-    (dir, manifest)
-}
-
-/// The stand-in called `name`.
-fn standin<'a>(all: &'a [Standin], name: &str) -> &'a Standin {
-    all.iter()
-        .find(|s| s.name == name)
-        .unwrap_or_else(|| panic!("no stand-in called {name}"))
-}
-
-/// The boot profile of a stand-in's format.
-fn profile_of(s: &Standin) -> formats::Profile {
-    formats::registry()
-        .get(&s.format)
-        .unwrap_or_else(|| panic!("unknown format {}", s.format))
-        .profile
-}
-
-fn nixos_generate(tmp: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_nixos-generate"));
-    c.env("TMPDIR", tmp).stdin(Stdio::null());
-    c
-}
-
-/// `-f F --image I` for each stand-in, in order.
-fn image_args(dir: &Path, standins: &[&Standin]) -> Vec<String> {
-    standins
-        .iter()
-        .flat_map(|s| {
-            [
-                "-f".into(),
-                s.format.clone(),
-                "--image".into(),
-                dir.join(&s.name).display().to_string(),
-            ]
-        })
-        .collect()
-}
-
-fn json_rows(out: &Output) -> Vec<serde_json::Value> {
-    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "--json printed no JSON ({e}):\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-/// Nothing of a run is left: no QEMU or helper process, no run directory.
-fn assert_nothing_left(tmp: &Path) {
-    let left: Vec<_> = std::fs::read_dir(tmp)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert!(left.is_empty(), "left behind in TMPDIR: {left:?}");
-    let needle = tmp.to_str().unwrap();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        assert!(!cmdline.contains(needle), "process left running: {cmdline}");
-    }
-}
+mod standins;
+use standins::*;
 
 #[test]
 fn a_good_standin_of_every_boot_profile_passes_check_in_one_parallel_call() {
@@ -101,12 +28,7 @@ fn a_good_standin_of_every_boot_profile_passes_check_in_one_parallel_call() {
         "expected a good stand-in of every boot profile: {good:?}"
     );
     let tmp = tempfile::tempdir().unwrap();
-    let out = nixos_generate(tmp.path())
-        .arg("--check")
-        .arg("--json")
-        .args(image_args(&dir, &good))
-        .output()
-        .unwrap();
+    let out = check_images(tmp.path(), &["--check", "--json"], &dir, &good);
     let rows = json_rows(&out);
     assert_eq!(rows.len(), good.len());
     for (row, standin) in rows.iter().zip(&good) {
@@ -150,11 +72,7 @@ fn check_console_logs_in_and_reports_the_system_state() {
     let (dir, all) = standins();
     let vm = standin(&all, "vm");
     let tmp = tempfile::tempdir().unwrap();
-    let out = nixos_generate(tmp.path())
-        .arg("--check=console")
-        .args(image_args(&dir, &[vm]))
-        .output()
-        .unwrap();
+    let out = check_images(tmp.path(), &["--check=console"], &dir, &[vm]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -183,158 +101,13 @@ fn aarch64_uefi_disks_boot_through_aavmf() {
     for name in ["raw-efi-aarch64", "qcow-efi-aarch64", "iso-aarch64"] {
         let s = standin(&all, name);
         let tmp = tempfile::tempdir().unwrap();
-        let out = nixos_generate(tmp.path())
-            .args(["--check", "--json"])
-            .args(image_args(&dir, &[s]))
-            .output()
-            .unwrap();
+        let out = check_images(tmp.path(), &["--check", "--json"], &dir, &[s]);
         let rows = json_rows(&out);
         assert_eq!(rows[0]["verdict"], "multi-user", "{name}: {:#}", rows[0]);
         assert_eq!(rows[0]["accelerator"], "tcg", "{name}");
         assert_eq!(out.status.code(), Some(0), "{name}");
         assert_nothing_left(tmp.path());
     }
-}
-
-#[test]
-fn every_broken_standin_fails_with_its_reason() {
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (dir, all) = standins();
-    let broken: Vec<&Standin> = all
-        .iter()
-        .filter(|s| s.expect != "multi-user" && s.expect != "refused")
-        .collect();
-    assert!(
-        broken.len() >= 5,
-        "expected the broken stand-ins: {broken:?}"
-    );
-    let tmp = tempfile::tempdir().unwrap();
-    let out = nixos_generate(tmp.path())
-        .args(["--check", "--json", "--timeout", "90"])
-        .args(image_args(&dir, &broken))
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "did not boot = 3: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for (row, standin) in json_rows(&out).iter().zip(&broken) {
-        assert_eq!(row["verdict"], "failed", "{}: {row:#}", standin.name);
-        assert_eq!(
-            row["reason"],
-            standin.expect.as_str(),
-            "{}: {row:#}",
-            standin.name
-        );
-        let kept = PathBuf::from(
-            row["run_dir"]
-                .as_str()
-                .expect("a failed run keeps its directory"),
-        );
-        assert!(
-            kept.join("serial.log").is_file(),
-            "{}: {row:#}",
-            standin.name
-        );
-        std::fs::remove_dir_all(&kept).unwrap();
-    }
-    assert_nothing_left(tmp.path());
-}
-
-/// What a refused stand-in's one-line error must say.
-fn refusal(name: &str) -> &'static str {
-    match name {
-        "proxmox-truncated" => "the archive is truncated (extent",
-        "lxc-metadata-mismatch" => {
-            "metadata.yaml says architecture aarch64 but the lxc root file system is x86_64"
-        }
-        other => panic!("no expected refusal for stand-in {other}"),
-    }
-}
-
-#[test]
-fn every_refused_standin_exits_2_with_its_reason_and_nothing_boots_it() {
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (dir, all) = standins();
-    let refused: Vec<&Standin> = all.iter().filter(|s| s.expect == "refused").collect();
-    assert!(
-        refused.len() >= 2,
-        "expected refused stand-ins: {refused:?}"
-    );
-    let lxc = standin(&all, "lxc");
-    for s in refused {
-        let tmp = tempfile::tempdir().unwrap();
-        // Metadata is checked with its lxc pair, which then boots on its own row.
-        let mut images = vec![s];
-        if profile_of(s) == formats::Profile::ContainerMetadata {
-            images.push(lxc);
-        }
-        let out = nixos_generate(tmp.path())
-            .args(["--check", "--json", "--timeout", "120"])
-            .args(image_args(&dir, &images))
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{}: {err}", s.name);
-        assert!(err.contains(refusal(&s.name)), "{}: {err}", s.name);
-        let rows = json_rows(&out);
-        assert_eq!(rows[0]["reason"], "could-not-start", "{}", s.name);
-        assert_eq!(
-            rows[0]["elapsed_s"],
-            serde_json::Value::Null,
-            "never booted"
-        );
-        assert_nothing_left(tmp.path());
-    }
-}
-
-#[test]
-fn lxc_metadata_without_its_lxc_pair_is_refused() {
-    let (dir, all) = standins();
-    let meta = standin(&all, "lxc-metadata");
-    let tmp = tempfile::tempdir().unwrap();
-    let out = nixos_generate(tmp.path())
-        .arg("--check")
-        .args(image_args(&dir, &[meta]))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("format lxc-metadata is checked with its lxc pair")
-            && err.contains("add -f lxc"),
-        "{err}"
-    );
-    assert_nothing_left(tmp.path());
-}
-
-#[test]
-fn a_failed_check_prints_the_reason_serial_tail_and_run_dir() {
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (dir, all) = standins();
-    let emergency = all
-        .iter()
-        .find(|s| s.expect == "emergency-mode")
-        .expect("an emergency stand-in");
-    let tmp = tempfile::tempdir().unwrap();
-    let out = nixos_generate(tmp.path())
-        .arg("--check")
-        .args(image_args(&dir, &[emergency]))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("did not boot: emergency-mode"), "{stdout}");
-    assert!(stdout.contains("serial lines --"), "{stdout}");
-    let kept = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("-- run directory kept: "))
-        .and_then(|l| l.split(' ').next())
-        .unwrap_or_else(|| panic!("no kept run directory in {stdout}"));
-    assert!(Path::new(kept).join("serial.log").is_file());
-    std::fs::remove_dir_all(kept).unwrap();
 }
 
 /// Waits until a guest runs under `tmp` (a run directory there holds a non-empty serial log).

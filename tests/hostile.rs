@@ -169,7 +169,7 @@ fn hostile_images_and_values_exit_2_and_leave_nothing() {
             "names a path that cannot be read from the image",
         ),
         (check("linode", &linode_nocfg), "no /boot/grub/grub.cfg"),
-        (check("linode", &good_disk), "gzip -d"),
+        (check("linode", &good_disk), "gzip: invalid gzip header"),
         (check("sd-x86_64", &sd_blank), "no bootable ext4 partition"),
         (
             with(check("raw", &good_disk), &["--system", "riscv64-linux"]),

@@ -1,19 +1,8 @@
 # Format "proxmox-lxc": Proxmox VE container template. proxmox-lxc.nix builds system.build.tarball.
 # Based on reading NixOS/nixpkgs nixos/modules/virtualisation/proxmox-lxc.nix and
 # nixos/modules/image/images.nix (the `proxmox-lxc` variant, used when present). Containers have no
-# boot loader.
-import ../nix/mk-format.nix {
+# boot loader (../nix/shapes.nix).
+(import ../nix/shapes.nix).container {
   name = "proxmox-lxc";
-  fileExtension = ".tar.xz";
-  legacy =
-    { modulesPath, ... }:
-    {
-      imports = [ (modulesPath + "/virtualisation/proxmox-lxc.nix") ];
-    };
-  tweaks =
-    { lib, ... }:
-    {
-      boot.loader.grub.enable = lib.mkForce false;
-      boot.loader.systemd-boot.enable = lib.mkForce false;
-    };
+  module = "virtualisation/proxmox-lxc.nix";
 }

@@ -171,23 +171,15 @@ pub fn locate_aavmf() -> Result<Ovmf, HarnessError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
-        args.windows(2)
-            .filter(|w| w[0] == flag)
-            .map(|w| w[1].as_str())
-            .collect()
-    }
+    use crate::test_util::{after, values};
 
     #[test]
     fn virt_machine_under_tcg() {
         let a = machine(1024, 1);
-        assert_eq!(after(&a, "-machine"), ["virt"]);
-        assert_eq!(after(&a, "-accel"), ["tcg"]);
-        assert_eq!(after(&a, "-cpu"), ["cortex-a57"]);
-        assert_eq!(after(&a, "-m"), ["1024"]);
-        assert_eq!(after(&a, "-smp"), ["1"]);
-        assert_eq!(after(&a, "-nic"), ["none"]);
+        assert_eq!(
+            values(&a, &["-machine", "-accel", "-cpu", "-m", "-smp", "-nic"]),
+            ["virt", "tcg", "cortex-a57", "1024", "1", "none"]
+        );
     }
 
     #[test]

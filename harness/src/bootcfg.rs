@@ -269,15 +269,26 @@ menuentry "NixOS - Configuration 1" --class nixos {
 }
 "#;
 
+    /// The entry a NixOS boot loader configuration names: one initrd.
+    fn entry(title: &str, kernel: &str, initrd: &str, cmdline: &str) -> BootEntry {
+        BootEntry {
+            title: title.into(),
+            kernel: kernel.into(),
+            initrds: vec![initrd.into()],
+            cmdline: cmdline.into(),
+        }
+    }
+
     #[test]
     fn nixos_grub_cfg_gives_its_default_entry() {
-        let e = grub_default(NIXOS_GRUB).unwrap();
-        assert_eq!(e.title, "NixOS - Default");
-        assert_eq!(e.kernel, "/nix/store/aaaa-linux-6.6.1/bzImage");
-        assert_eq!(e.initrds, ["/nix/store/cccc-initrd-linux-6.6.1/initrd"]);
         assert_eq!(
-            e.cmdline,
-            "init=/nix/store/bbbb-nixos-system/init console=ttyS0,19200n8 loglevel=4"
+            grub_default(NIXOS_GRUB).unwrap(),
+            entry(
+                "NixOS - Default",
+                "/nix/store/aaaa-linux-6.6.1/bzImage",
+                "/nix/store/cccc-initrd-linux-6.6.1/initrd",
+                "init=/nix/store/bbbb-nixos-system/init console=ttyS0,19200n8 loglevel=4"
+            )
         );
     }
 
@@ -331,13 +342,14 @@ LABEL nixos-41
 
     #[test]
     fn nixos_extlinux_conf_gives_its_default_label() {
-        let e = extlinux_default(NIXOS_EXTLINUX, "/boot/extlinux").unwrap();
-        assert_eq!(e.title, "nixos-default");
-        assert_eq!(e.kernel, "/boot/nixos/dddd-linux-6.6.1-bzImage");
-        assert_eq!(e.initrds, ["/boot/nixos/eeee-initrd-linux-6.6.1-initrd"]);
         assert_eq!(
-            e.cmdline,
-            "init=/nix/store/ffff-nixos-system/init console=ttyS0,115200n8 loglevel=7"
+            extlinux_default(NIXOS_EXTLINUX, "/boot/extlinux").unwrap(),
+            entry(
+                "nixos-default",
+                "/boot/nixos/dddd-linux-6.6.1-bzImage",
+                "/boot/nixos/eeee-initrd-linux-6.6.1-initrd",
+                "init=/nix/store/ffff-nixos-system/init console=ttyS0,115200n8 loglevel=7"
+            )
         );
         let first = extlinux_default("label a\n kernel /k\n initrd /i,/j\n", "/").unwrap();
         assert_eq!((first.kernel.as_str(), first.initrds.len()), ("/k", 2));

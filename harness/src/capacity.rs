@@ -23,17 +23,22 @@ pub fn cap(cores: usize, available_mib: Option<u64>, memory_mib: u32, cpus: u32)
     by_cores.min(by_memory).max(1)
 }
 
-/// `MemAvailable` from /proc/meminfo, in MiB.
+/// `MemAvailable` from /proc/meminfo (read by the procfs crate, in bytes), in MiB.
 fn available_mib() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
+    use procfs::Current;
+    let bytes = procfs::Meminfo::current().ok()?.mem_available?;
+    Some(bytes / (1024 * 1024))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn available_memory_is_read() {
+        let mib = available_mib().expect("MemAvailable in /proc/meminfo");
+        assert!(mib > 0 && mib < 1 << 30, "{mib} MiB");
+    }
 
     #[test]
     fn capped_by_cores_and_memory() {

@@ -83,13 +83,20 @@ mod tests {
         assert_eq!(resolve_in(&root, Path::new("up")).unwrap(), want);
     }
 
-    #[test]
-    fn links_out_of_the_tree_never_reach_a_host_file() {
+    /// An empty tree `root` and, beside it, a host file it must never reach: (keep-alive, root,
+    /// host file).
+    fn tree_beside_a_secret() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("root");
         std::fs::create_dir(&root).unwrap();
         let host = d.path().join("host-secret");
         std::fs::write(&host, b"secret").unwrap();
+        (d, root, host)
+    }
+
+    #[test]
+    fn links_out_of_the_tree_never_reach_a_host_file() {
+        let (_d, root, host) = tree_beside_a_secret();
         symlink(&host, root.join("abs")).unwrap();
         symlink("../host-secret", root.join("rel")).unwrap();
         symlink("/etc/passwd", root.join("passwd")).unwrap();
@@ -104,11 +111,7 @@ mod tests {
 
     #[test]
     fn long_chains_fail_instead_of_returning_a_link() {
-        let d = tempfile::tempdir().unwrap();
-        let root = d.path().join("root");
-        std::fs::create_dir(&root).unwrap();
-        let host = d.path().join("host-secret");
-        std::fs::write(&host, b"secret").unwrap();
+        let (_d, root, host) = tree_beside_a_secret();
         symlink(&host, root.join("l45")).unwrap();
         for i in (0..45).rev() {
             symlink(format!("l{}", i + 1), root.join(format!("l{i}"))).unwrap();

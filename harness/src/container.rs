@@ -19,11 +19,7 @@
 //! container off: the `sh` init ignores it, nspawn asks the container's systemd to power off
 //! (`--kill-signal=SIGRTMIN+4`) and exits 0 when it has.
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
-
-use tar::EntryType;
 
 use formats::{Format, Profile};
 
@@ -88,8 +84,8 @@ pub fn nspawn_args(root: &Path) -> Vec<String> {
 }
 
 /// Unpacks the xz-compressed tarball `tarball` into `root` (created), streamed, keeping owners
-/// and modes (root needs them). Entries that would land outside `root` (absolute paths, `..`,
-/// through a symlink) are refused by the tar crate; device nodes and FIFOs are skipped (the
+/// and modes (root needs them; [`crate::unpack::untar`]). Entries that would land outside
+/// `root` (`..`, through a symlink) are refused; device nodes and FIFOs are skipped (the
 /// container gets its own /dev from nspawn). Returns how many entries were skipped.
 pub fn unpack(tarball: &Path, root: &Path) -> Result<usize, HarnessError> {
     if !nix::unistd::geteuid().is_root() {
@@ -100,45 +96,13 @@ pub fn unpack(tarball: &Path, root: &Path) -> Result<usize, HarnessError> {
                     .into(),
         });
     }
-    let bad = |detail: String| HarnessError::BadImage {
-        path: tarball.to_path_buf(),
-        detail,
-    };
-    std::fs::create_dir_all(root)
-        .map_err(|e| HarnessError::io(format!("create {}", root.display()), e))?;
-    let file = File::open(tarball)
-        .map_err(|e| HarnessError::io(format!("open {}", tarball.display()), e))?;
-    let mut archive = tar::Archive::new(liblzma::read::XzDecoder::new(BufReader::new(file)));
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
-    archive.set_preserve_mtime(true);
-    archive.set_unpack_xattrs(false);
-    archive.set_overwrite(true);
-    let mut skipped = 0;
-    let entries = archive
-        .entries()
-        .map_err(|e| bad(format!("not an xz-compressed tarball: {e}")))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| bad(format!("unreadable tarball: {e}")))?;
-        if matches!(
-            entry.header().entry_type(),
-            EntryType::Block | EntryType::Char | EntryType::Fifo
-        ) {
-            skipped += 1;
-            continue;
-        }
-        let path = entry.path().map(|p| p.into_owned()).unwrap_or_default();
-        let inside = entry
-            .unpack_in(root)
-            .map_err(|e| bad(format!("cannot unpack {}: {e}", path.display())))?;
-        if !inside {
-            return Err(bad(format!(
-                "its entry {} points outside the root file system",
-                path.display()
-            )));
-        }
-    }
-    Ok(skipped)
+    crate::unpack::untar(
+        tarball,
+        root,
+        crate::unpack::Compression::Xz,
+        true,
+        "the root file system",
+    )
 }
 
 /// The init a booting nspawn would run, if the tree has one (`/sbin/init` as the NixOS
@@ -224,6 +188,8 @@ fn tarball_path(format: &Format, file: &Path, pair: Option<&Path>) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
+    use tar::EntryType;
 
     fn tarball(dir: &Path, build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> PathBuf {
         let mut b = tar::Builder::new(Vec::new());
@@ -272,13 +238,21 @@ mod tests {
         assert!(!INIT.contains("/run/x"));
     }
 
+    /// A temporary directory for a test that unpacks as root (unpacking keeps owners), or
+    /// `None` (the test skipped, said on stderr) when not root.
+    fn as_root(test: &str) -> Option<tempfile::TempDir> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED {test}: not root (unpacking keeps owners)");
+            return None;
+        }
+        Some(tempfile::tempdir().unwrap())
+    }
+
     #[test]
     fn unpacks_a_root_file_system_and_skips_devices() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED unpacks_a_root_file_system_and_skips_devices: not root (unpacking keeps owners)");
+        let Some(d) = as_root("unpacks_a_root_file_system_and_skips_devices") else {
             return;
-        }
-        let d = tempfile::tempdir().unwrap();
+        };
         let t = tarball(d.path(), |b| {
             file(b, "sbin/init", EntryType::Regular, b"#!/bin/sh\n");
             file(b, "dev/sda", EntryType::Block, b"");
@@ -291,11 +265,9 @@ mod tests {
 
     #[test]
     fn entries_outside_the_root_are_refused() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED entries_outside_the_root_are_refused: not root");
+        let Some(d) = as_root("entries_outside_the_root_are_refused") else {
             return;
-        }
-        let d = tempfile::tempdir().unwrap();
+        };
         let t = tarball(d.path(), |b| {
             file(b, "../escaped", EntryType::Regular, b"x")
         });

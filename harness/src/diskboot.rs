@@ -54,7 +54,7 @@ pub(crate) async fn prepare(
         package: "e2fsprogs".into(),
     })?;
     let disk = if format.packing == Some(Packing::Gzip) {
-        crate::image::unpack_disk(Packing::Gzip, "raw", file, run_dir).await?
+        crate::unpack::unpack_disk(Packing::Gzip, "raw", file, run_dir).await?
     } else if crate::zstd_disk::is_zstd(file)? {
         crate::zstd_disk::unzstd(file, &run_dir.join("disk.img")).await?
     } else {
@@ -312,26 +312,35 @@ mod tests {
         assert_eq!(&bytes[1024..1028], &1u32.to_le_bytes());
     }
 
-    #[tokio::test]
-    async fn files_are_read_from_an_ext4_file_system_at_an_offset() {
+    /// `tree` made into an 8 MiB ext4 image beside it (`fs.img`), or `None` (skipped, said on
+    /// stderr) where e2fsprogs is not installed.
+    fn ext4_of(tree: &Path) -> Option<PathBuf> {
         if which::which("debugfs").is_err() || which::which("mke2fs").is_err() {
             eprintln!("SKIPPED: no debugfs/mke2fs (e2fsprogs)");
-            return;
+            return None;
         }
+        let fs = tree.with_file_name("fs.img");
+        let ok = std::process::Command::new("mke2fs")
+            .args(["-q", "-t", "ext4", "-d"])
+            .arg(tree)
+            .arg(&fs)
+            .arg("8M")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        Some(fs)
+    }
+
+    #[tokio::test]
+    async fn files_are_read_from_an_ext4_file_system_at_an_offset() {
         let d = tempfile::tempdir().unwrap();
         let tree = d.path().join("tree/boot/extlinux");
         std::fs::create_dir_all(&tree).unwrap();
         std::fs::write(tree.join("extlinux.conf"), "LABEL a\n LINUX ../k\n").unwrap();
-        let fs = d.path().join("fs.img");
-        let ok = std::process::Command::new("mke2fs")
-            .args(["-q", "-t", "ext4", "-d"])
-            .stdout(std::process::Stdio::null())
-            .arg(d.path().join("tree"))
-            .arg(&fs)
-            .arg("8M")
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        let Some(fs) = ext4_of(&d.path().join("tree")) else {
+            return;
+        };
         let disk = d.path().join("disk.img");
         let mut bytes = vec![0u8; 1 << 20];
         bytes.extend(std::fs::read(&fs).unwrap());
@@ -350,26 +359,15 @@ mod tests {
 
     #[tokio::test]
     async fn an_entry_naming_a_symlink_to_a_host_file_reads_nothing() {
-        if which::which("debugfs").is_err() || which::which("mke2fs").is_err() {
-            eprintln!("SKIPPED: no debugfs/mke2fs (e2fsprogs)");
-            return;
-        }
         let d = tempfile::tempdir().unwrap();
         let boot = d.path().join("tree/boot");
         std::fs::create_dir_all(&boot).unwrap();
         let host = d.path().join("host-secret");
         std::fs::write(&host, b"secret").unwrap();
         std::os::unix::fs::symlink(&host, boot.join("kernel")).unwrap();
-        let fs = d.path().join("fs.img");
-        let ok = std::process::Command::new("mke2fs")
-            .args(["-q", "-t", "ext4", "-d"])
-            .arg(d.path().join("tree"))
-            .arg(&fs)
-            .arg("8M")
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        let Some(fs) = ext4_of(&d.path().join("tree")) else {
+            return;
+        };
         let run = d.path().join("run");
         std::fs::create_dir(&run).unwrap();
         let entry = bootcfg::grub_default("menuentry x {\n linux /boot/kernel\n}\n").unwrap();

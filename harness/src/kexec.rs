@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::confined::{self, ConfinedError};
-use crate::image::{first_file, Bootable};
+use crate::image::Bootable;
+use crate::unpack::{first_file, untar_owned, Compression};
 use crate::{arch, HarnessError};
 
 const BUNDLE_MARKER: &[u8] = b"\n__ARCHIVE_BELOW__";
@@ -62,7 +63,7 @@ pub(crate) async fn prepare(file: &Path, run_dir: &Path) -> Result<Bootable, Har
         file.to_path_buf()
     };
     let root = run_dir.join("kexec");
-    crate::image::untar(&tarball, &root, "J").await?;
+    untar_owned(&tarball, &root, Compression::Xz).await?;
     let boot = kexec_boot(&root)?;
     if let Bootable::Kernel { kernel, .. } = &boot {
         let head = arch::head(kernel, 4096)
@@ -225,32 +226,54 @@ mod tests {
         assert_eq!(c.cmdline.as_deref(), Some("init=/x/init loglevel=4"));
     }
 
-    #[test]
-    fn kexec_tree_with_store_symlinks() {
+    /// A tarball tree as the kexec builders make it: the kernel file `kernel` and `initrd` in
+    /// `/nix/store/<image>`, `script` at `/nix/store/<script_name>`, and `/kexec_nixos` a link
+    /// to it. Returns the tree and the image's directory.
+    fn store_tree(
+        image: &str,
+        kernel: &str,
+        script_name: &str,
+        script: &str,
+    ) -> (tempfile::TempDir, PathBuf) {
         let d = tempfile::tempdir().unwrap();
         let root = d.path();
-        let img = root.join("nix/store/abc-image");
+        let img = root.join("nix/store").join(image);
         std::fs::create_dir_all(&img).unwrap();
-        std::fs::write(img.join("kernel"), b"k").unwrap();
+        std::fs::write(img.join(kernel), b"k").unwrap();
         std::fs::write(img.join("initrd"), b"i").unwrap();
-        std::fs::write(
-            root.join("nix/store/script"),
-            "kexec -l /nix/store/abc-image/kernel --initrd=final.gz --append=\"a=b\"\n",
+        std::fs::write(root.join("nix/store").join(script_name), script).unwrap();
+        std::os::unix::fs::symlink(
+            Path::new("/nix/store").join(script_name),
+            root.join("kexec_nixos"),
         )
         .unwrap();
-        std::os::unix::fs::symlink("/nix/store/script", root.join("kexec_nixos")).unwrap();
+        (d, img)
+    }
+
+    /// The kernel, initrd and command line `kexec_boot` finds in `root`.
+    fn booted(root: &Path) -> (PathBuf, PathBuf, String) {
         match kexec_boot(root).unwrap() {
             Bootable::Kernel {
                 kernel,
                 initrd,
                 cmdline,
-            } => {
-                assert_eq!(kernel, img.join("kernel"));
-                assert_eq!(initrd, img.join("initrd"));
-                assert_eq!(cmdline, "a=b");
-            }
+            } => (kernel, initrd, cmdline),
             b => panic!("unexpected {b:?}"),
         }
+    }
+
+    #[test]
+    fn kexec_tree_with_store_symlinks() {
+        let (d, img) = store_tree(
+            "abc-image",
+            "kernel",
+            "script",
+            "kexec -l /nix/store/abc-image/kernel --initrd=final.gz --append=\"a=b\"\n",
+        );
+        assert_eq!(
+            booted(d.path()),
+            (img.join("kernel"), img.join("initrd"), "a=b".into())
+        );
     }
 
     /// The shape of formats/nix/kexec-builders.nix's tarball (and of the stand-in, which copies
@@ -259,13 +282,6 @@ mod tests {
     /// beside `bzImage`.
     #[test]
     fn kexec_tree_of_the_real_builder() {
-        let d = tempfile::tempdir().unwrap();
-        let root = d.path();
-        let img = root.join("nix/store/abc-kexec-image");
-        std::fs::create_dir_all(&img).unwrap();
-        std::fs::write(img.join("bzImage"), b"k").unwrap();
-        std::fs::write(img.join("initrd"), b"i").unwrap();
-        std::fs::write(img.join("cmdline"), b"init=/nix/store/x/init\n").unwrap();
         let script = "#!/bin/sh\nset -eu\nexport PATH=/nix/store/k-kexec-tools/bin:$PATH\n\
                       work=$(mktemp -d)\ncd \"$work\"\nmkdir extra\n\
                       (cd extra && find . -type f | cpio -o -H newc | gzip -9) > extra.gz\n\
@@ -273,25 +289,18 @@ mod tests {
                       kexec --load /nix/store/abc-kexec-image/bzImage --initrd=initrd \\\n  \
                       --command-line='init=/nix/store/x/init console=ttyS0,115200 panic=30'\n\
                       sync\necho \"kexec_nixos: executing the new kernel\" >&2\nkexec -e\n";
-        std::fs::write(root.join("nix/store/def-kexec-nixos"), script).unwrap();
-        std::os::unix::fs::symlink("/nix/store/def-kexec-nixos", root.join("kexec_nixos")).unwrap();
+        let (d, img) = store_tree("abc-kexec-image", "bzImage", "def-kexec-nixos", script);
+        std::fs::write(img.join("cmdline"), b"init=/nix/store/x/init\n").unwrap();
         let call = parse_kexec_script(script);
         assert_eq!(call.initrd.as_deref(), Some("initrd"));
-        match kexec_boot(root).unwrap() {
-            Bootable::Kernel {
-                kernel,
-                initrd,
-                cmdline,
-            } => {
-                assert_eq!(kernel, img.join("bzImage"));
-                assert_eq!(initrd, img.join("initrd"));
-                assert_eq!(
-                    cmdline,
-                    "init=/nix/store/x/init console=ttyS0,115200 panic=30"
-                );
-            }
-            b => panic!("unexpected {b:?}"),
-        }
+        assert_eq!(
+            booted(d.path()),
+            (
+                img.join("bzImage"),
+                img.join("initrd"),
+                "init=/nix/store/x/init console=ttyS0,115200 panic=30".into()
+            )
+        );
     }
 
     /// A tarball tree whose kexec script names `kernel` and `initrd` links made by `link`.

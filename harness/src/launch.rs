@@ -165,6 +165,25 @@ pub(crate) fn firmware_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{after, values};
+
+    /// The launch of `b` with default options, or `None` after checking the one-line error
+    /// naming `package` when the firmware it needs is not installed (`found` false).
+    fn launched(
+        b: &Bootable,
+        accel: Accel,
+        dir: &Path,
+        found: bool,
+        package: &str,
+    ) -> Option<Launch> {
+        let launched = launch_for(b, &BootOptions::default(), accel, dir);
+        if found {
+            return Some(launched.unwrap());
+        }
+        let err = launched.unwrap_err().to_string();
+        assert!(err.contains(package), "{err}");
+        None
+    }
 
     #[test]
     fn runner_launch_runs_the_script_in_the_run_dir_with_our_channels() {
@@ -203,13 +222,15 @@ mod tests {
             snapshot: true,
             uefi: true,
         };
-        let launched = launch_for(&b, &BootOptions::default(), Accel::Tcg, dir.path());
-        if firmware::locate(None).is_err() {
-            // Without OVMF installed the one-line error is the expected result.
-            assert!(launched.unwrap_err().to_string().contains("ovmf"));
+        let Some(l) = launched(
+            &b,
+            Accel::Tcg,
+            dir.path(),
+            firmware::locate(None).is_ok(),
+            "ovmf",
+        ) else {
             return;
-        }
-        let l = launched.unwrap();
+        };
         assert_eq!(l.program, crate::accel::qemu_program());
         assert!(dir.path().join("vars.fd").is_file());
         assert!(l
@@ -235,24 +256,16 @@ mod tests {
             boot: ArmBoot::UBoot,
         };
         // Resolved as KVM for x86 guests: an aarch64 guest still runs under TCG.
-        let launched = launch_for(&b, &BootOptions::default(), Accel::Kvm, dir.path());
-        if aarch64::locate_uboot().is_err() {
-            assert!(launched.unwrap_err().to_string().contains("u-boot-qemu"));
+        let found = aarch64::locate_uboot().is_ok();
+        let Some(l) = launched(&b, Accel::Kvm, dir.path(), found, "u-boot-qemu") else {
             return;
-        }
-        let l = launched.unwrap();
-        assert_eq!(l.program, aarch64::qemu_program());
-        let after = |flag: &str| -> Vec<&str> {
-            l.args
-                .windows(2)
-                .filter(|w| w[0] == flag)
-                .map(|w| w[1].as_str())
-                .collect()
         };
-        assert_eq!(after("-machine"), ["virt"]);
-        assert_eq!(after("-accel"), ["tcg"]);
-        assert_eq!(after("-bios"), [aarch64::UBOOT]);
-        assert!(after("-device").contains(&"pvpanic-pci"));
+        assert_eq!(l.program, aarch64::qemu_program());
+        assert_eq!(
+            values(&l.args, &["-machine", "-accel", "-bios"]),
+            ["virt", "tcg", aarch64::UBOOT]
+        );
+        assert!(after(&l.args, "-device").contains(&"pvpanic-pci"));
         assert!(!l.args.iter().any(|a| a == "pvpanic"));
     }
 

@@ -42,6 +42,9 @@ pub mod qemu;
 pub mod qmp;
 pub mod rundir;
 pub mod serial;
+#[cfg(test)]
+mod test_util;
+mod unpack;
 mod verdict;
 pub mod vma;
 mod zstd_disk;

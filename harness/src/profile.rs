@@ -262,6 +262,7 @@ pub fn runner_args(memory_mib: u32, cpus: u32) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{after, values};
     use std::path::PathBuf;
 
     fn ovmf() -> Ovmf {
@@ -271,20 +272,13 @@ mod tests {
         }
     }
 
-    fn after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
-        args.windows(2)
-            .filter(|w| w[0] == flag)
-            .map(|w| w[1].as_str())
-            .collect()
-    }
-
     #[test]
     fn machine_per_accel() {
         let tcg = machine(Accel::Tcg, 1024, 2);
-        assert_eq!(after(&tcg, "-machine"), ["q35"]);
-        assert_eq!(after(&tcg, "-accel"), ["tcg"]);
-        assert_eq!(after(&tcg, "-cpu"), ["max"]);
-        assert_eq!(after(&tcg, "-m"), ["1024"]);
+        assert_eq!(
+            values(&tcg, &["-machine", "-accel", "-cpu", "-m"]),
+            ["q35", "tcg", "max", "1024"]
+        );
         assert_eq!(after(&machine(Accel::Kvm, 512, 1), "-cpu"), ["host"]);
     }
 
@@ -373,8 +367,10 @@ mod tests {
             Path::new("/i"),
             "console=ttyS0,115200 panic=30",
         );
-        assert_eq!(after(&b, "-append"), ["console=ttyS0,115200 panic=30"]);
-        assert_eq!(after(&b, "-kernel"), ["/k"]);
+        assert_eq!(
+            values(&b, &["-append", "-kernel"]),
+            ["console=ttyS0,115200 panic=30", "/k"]
+        );
     }
 
     #[test]

@@ -147,6 +147,18 @@ impl<'a> RunFiles<'a> {
     pub fn of(dir: &'a Path) -> RunFiles<'a> {
         RunFiles(dir)
     }
+
+    /// The evidence these files are: the logs, the notify log where it exists; no screenshot
+    /// (one is taken only when a boot fails: the machine adds it).
+    pub fn evidence(self) -> crate::Evidence {
+        crate::Evidence {
+            serial_log: self.serial_log(),
+            qemu_stderr: self.qemu_stderr(),
+            qmp_log: self.qmp_log(),
+            notify_log: Some(self.notify_log()).filter(|p| p.exists()),
+            screenshot: None,
+        }
+    }
 }
 
 /// What a kept run directory holds as evidence of a failed check, in the order a failure

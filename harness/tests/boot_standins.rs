@@ -35,7 +35,7 @@ async fn every_standin_gets_its_verdict() {
     let in_matrix = booted_by_the_matrix(&all);
     let selected: Vec<Standin> = all
         .iter()
-        // Refused stand-ins never boot: tests/check.rs checks their exit 2 and reason.
+        // Refused stand-ins never boot: tests/check_failures.rs checks their exit 2 and reason.
         .filter(|s| s.expect != "refused")
         .filter(|s| match only.as_deref() {
             Some(name) => name == s.name,

@@ -63,7 +63,9 @@ pub fn check(profile: Profile, verdict: &Verdict, roots: &Roots) -> Result<BootF
 mod tests {
     use std::time::Duration;
 
-    use harness::{Accel, Evidence, Milestone, Reason};
+    use std::path::Path;
+
+    use harness::{rundir::RunFiles, Accel, Milestone, Reason};
 
     use super::*;
 
@@ -90,13 +92,7 @@ mod tests {
             exit_status: None,
             elapsed: Duration::from_secs(3),
             run_dir: None,
-            evidence: Evidence {
-                serial_log: "/tmp/ng-x1/serial.log".into(),
-                qemu_stderr: "/tmp/ng-x1/qemu.stderr".into(),
-                qmp_log: "/tmp/ng-x1/qmp.log".into(),
-                notify_log: None,
-                screenshot: None,
-            },
+            evidence: RunFiles::of(Path::new("/tmp/ng-x1")).evidence(),
             qemu_args: [
                 "qemu-system-x86_64",
                 "-chardev",

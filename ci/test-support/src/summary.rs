@@ -1,6 +1,7 @@
 //! The summary table printed after the matrix: format x scenario, each cell pass/FAIL/ignored
 //! with the seconds the trial took.
 
+use comfy_table::{CellAlignment, Table};
 use std::{collections::BTreeMap, sync::Mutex, time::Duration};
 
 /// How one trial ended.
@@ -49,15 +50,12 @@ impl<S: Copy + Ord> Summary<S> {
             f.dedup();
             f
         };
-        let width = formats.iter().map(|f| f.len()).max().unwrap_or(6).max(6);
-        let mut out = format!("{:width$}", "format");
-        for (_, name) in columns {
-            out.push_str(&format!("  {name:>12}"));
-        }
-        out.push('\n');
+        let mut table = Table::new();
+        table.load_preset(comfy_table::presets::NOTHING);
+        table.set_header(std::iter::once("format").chain(columns.iter().map(|(_, name)| *name)));
         let (mut pass, mut fail, mut ignored, mut busy) = (0, 0, 0, Duration::ZERO);
         for f in formats {
-            out.push_str(&format!("{f:width$}"));
+            let mut row = vec![f.clone()];
             for &(s, _) in columns {
                 let cell = match rows.get(&(f.clone(), s)) {
                     None => "-".to_owned(),
@@ -78,10 +76,19 @@ impl<S: Copy + Ord> Summary<S> {
                     Some(Status::Ignored) => ignored += 1,
                     None => {}
                 }
-                out.push_str(&format!("  {cell:>12}"));
+                row.push(cell);
             }
-            out.push('\n');
+            table.add_row(row);
         }
+        // The format left-aligned, each scenario's cells right-aligned, two spaces apart.
+        for (i, column) in table.column_iter_mut().enumerate() {
+            column.set_padding((0, 2));
+            if i > 0 {
+                column.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+        let mut out = table.trim_fmt();
+        out.push('\n');
         out.push_str(&format!(
             "{pass} passed, {fail} failed, {ignored} ignored; trials took {:.0}s in total, {:.0}s wall\n",
             busy.as_secs_f64(),

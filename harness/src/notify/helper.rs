@@ -118,7 +118,9 @@ impl Helper {
 
     /// Waits until the helper listens on its socket. The file appears at bind(), a moment
     /// before listen(); QEMU connecting in between would be refused and exit, so the socket's
-    /// listening state is read from /proc/net/unix (where that is readable).
+    /// listening state is read from /proc/net/unix (where that is readable). Read here, not
+    /// through the procfs crate: its entries have no `Flags` column, and only that column's
+    /// `__SO_ACCEPTCON` bit tells a listening socket from a bound one (both are "unconnected").
     async fn wait_for_socket(&mut self) -> Result<(), NotifyError> {
         let started = Instant::now();
         loop {
