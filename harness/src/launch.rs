@@ -65,11 +65,12 @@ pub(crate) fn launch_for(
             format: driver,
             snapshot,
             uefi,
+            controller,
         } => qemu(if *uefi {
             let (o, vars) = ovmf()?;
-            profile::efi_disk(&o, &vars, path, driver, *snapshot)
+            profile::efi_disk(&o, &vars, path, driver, *snapshot, *controller)
         } else {
-            profile::bios_disk(dir, path, driver, *snapshot)
+            profile::bios_disk(dir, path, driver, *snapshot, *controller)
         }),
         Bootable::Iso(iso) => qemu(match opts.iso_firmware {
             IsoFirmware::Uefi => {
@@ -202,6 +203,7 @@ mod tests {
             format: "raw".into(),
             snapshot: true,
             uefi: true,
+            controller: formats::Controller::Ahci,
         };
         let launched = launch_for(&b, &BootOptions::default(), Accel::Tcg, dir.path());
         if firmware::locate(None).is_err() {
@@ -281,6 +283,7 @@ mod tests {
             format: "raw".into(),
             snapshot: true,
             uefi,
+            controller: formats::Controller::VirtioBlk,
         };
         let fw = |b: &Bootable, p| firmware_for(b, &opts, p);
         assert_eq!(fw(&disk(true), Profile::EfiDisk), Firmware::Uefi);
