@@ -43,9 +43,6 @@ fn a_good_standin_of_every_boot_profile_passes_check_in_one_parallel_call() {
         );
         let expected_source = match (profile_of(standin), standin.systemd.unwrap_or(0) >= 254) {
             (p, _) if p.is_container() => "notify-socket",
-            // The aarch64 guest reads the vsock credential (fw_cfg), but no notify message
-            // arrives from it yet: its serial console decides.
-            (formats::Profile::UbootBoard, _) => "serial",
             (_, true) => "vsock",
             (_, false) => "serial",
         };

@@ -3,6 +3,10 @@
 # vhost-device-vsock where nixpkgs packages it come first on PATH, and e2fsprogs' debugfs and
 # zstd (the linode and sd-x86_64 checks read the kernel out of the image's ext4 file system, an
 # SD image is zstd-compressed); nix is appended, so a user's own nix (matching their daemon) wins.
+# The aarch64 firmware: AAVMF comes with QEMU (its firmware descriptors, which the harness reads);
+# U-Boot for QEMU's `virt` board (the sd-aarch64 checks) is nixpkgs' ubootQemuAarch64, built
+# natively on aarch64 and cross-compiled elsewhere (firmware runs in the guest, so it is built
+# for aarch64 whatever the host); `withUBoot = false` leaves it out (then set NIXGEN_UBOOT).
 # `runTests = true` gives the same build running the workspace's tests (the flake's checks).
 {
   lib,
@@ -15,6 +19,9 @@
   zstd,
   OVMF ? null,
   vhost-device-vsock ? null,
+  pkgsCross ? null,
+  ubootQemuAarch64 ? null,
+  withUBoot ? stdenv.hostPlatform.isLinux,
   src,
   version,
   runTests ? false,
@@ -31,6 +38,18 @@ let
   ovmfFlag = lib.optionalString (
     stdenv.hostPlatform.isLinux && OVMF != null
   ) "--set-default NIXGEN_OVMF_CODE ${OVMF.firmware}";
+  uboot =
+    if !withUBoot then
+      null
+    else if stdenv.hostPlatform.isAarch64 then
+      ubootQemuAarch64
+    else if pkgsCross != null then
+      pkgsCross.aarch64-multiplatform.ubootQemuAarch64
+    else
+      null;
+  ubootFlag = lib.optionalString (
+    uboot != null
+  ) "--set-default NIXGEN_UBOOT ${uboot}/u-boot.bin";
 in
 rustPlatform.buildRustPackage {
   pname = if runTests then "nixos-generate-tests" else "nixos-generate";
@@ -68,7 +87,7 @@ rustPlatform.buildRustPackage {
     wrapProgram $out/bin/nixos-generate \
       --prefix PATH : ${lib.makeBinPath front} \
       --suffix PATH : ${lib.makeBinPath [ nix ]} \
-      ${ovmfFlag}
+      ${ovmfFlag} ${ubootFlag}
   '';
 
   meta = {

@@ -9,4 +9,6 @@ mod nix_files;
 mod registry;
 
 pub use nix_files::{install_nix_files, NixFiles, FILES};
-pub use registry::{registry, Format, Packing, Profile, Registry, RegistryError, System};
+pub use registry::{
+    registry, Controller, Format, Packing, Profile, Registry, RegistryError, System,
+};

@@ -138,6 +138,40 @@ pub enum Packing {
     Zstd,
 }
 
+/// The disk controller a cloud disk is attached to: the closest QEMU has to the one its platform
+/// uses, with a driver the image's initrd has (registry field `controller`, its reason in
+/// `controller_why`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Controller {
+    /// q35's built-in AHCI (SATA) controller (`ahci`, in NixOS's default initrd).
+    Ahci,
+    /// An NVMe controller (`nvme`), as EC2's Nitro instances attach volumes.
+    Nvme,
+    /// virtio-blk on PCI (`virtio_blk`, `virtio_pci`): the guest's `vda`.
+    VirtioBlk,
+    /// virtio-scsi on PCI (`virtio_scsi`, `sd_mod`): the guest's `sda`.
+    VirtioScsi,
+}
+
+impl Controller {
+    /// The controller's name as the registry spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Controller::Ahci => "ahci",
+            Controller::Nvme => "nvme",
+            Controller::VirtioBlk => "virtio-blk",
+            Controller::VirtioScsi => "virtio-scsi",
+        }
+    }
+}
+
+impl fmt::Display for Controller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One format: a record of the registry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,6 +198,18 @@ pub struct Format {
     pub packing: Option<Packing>,
     /// Why `--check` cannot boot it (present exactly for the formats it cannot boot).
     pub not_checked: Option<String>,
+    /// The disk controller the harness attaches a cloud disk to (cloud-disk formats only).
+    pub controller: Option<Controller>,
+    /// One line: why that controller (the platform's, and the initrd's driver for it).
+    pub controller_why: Option<String>,
+}
+
+impl Format {
+    /// The controller the harness attaches this format's disk to: the registry's for a cloud
+    /// disk, else AHCI (q35's own; the profiles that attach disks otherwise say so).
+    pub fn disk_controller(&self) -> Controller {
+        self.controller.unwrap_or(Controller::Ahci)
+    }
 }
 
 impl Format {
@@ -282,6 +328,13 @@ impl Registry {
             if f.packing.is_some() && f.disk.is_none() {
                 return Err(invalid(f, "`packing` needs `disk`"));
             }
+            let cloud = f.profile == Profile::CloudDisk;
+            if cloud != f.controller.is_some() || cloud != f.controller_why.is_some() {
+                return Err(invalid(
+                    f,
+                    "`controller` and `controller_why` are required for cloud-disk formats and only for them",
+                ));
+            }
         }
         Ok(Registry { formats })
     }
@@ -333,11 +386,15 @@ impl Registry {
                 None => "yes".to_string(),
                 Some(why) => format!("no: {why}"),
             };
+            let profile = match f.controller {
+                Some(c) => format!("{} ({c})", f.profile),
+                None => f.profile.to_string(),
+            };
             out.push_str(&format!(
                 "| `{}` | {} | {} | {} | {} | `{}` |\n",
                 f.name,
                 f.description,
-                f.profile,
+                profile,
                 check,
                 f.system.name(),
                 f.output
@@ -476,5 +533,42 @@ mod tests {
             bundle
         );
         assert!(registry().get("iso").unwrap().locate(&boxed).is_none());
+    }
+
+    #[test]
+    fn cloud_disks_name_their_platforms_controller() {
+        let c = |name: &str| registry().get(name).unwrap().disk_controller();
+        assert_eq!(c("amazon"), Controller::Nvme);
+        assert_eq!(c("gce"), Controller::VirtioScsi);
+        for name in ["openstack", "do", "kubevirt", "cloudstack", "proxmox"] {
+            assert_eq!(c(name), Controller::VirtioBlk, "{name}");
+        }
+        for name in [
+            "azure",
+            "hyperv",
+            "virtualbox",
+            "vagrant-virtualbox",
+            "raw",
+            "qcow-efi",
+        ] {
+            assert_eq!(c(name), Controller::Ahci, "{name}");
+        }
+        let missing = r#"
+            [[format]]
+            name = "x"
+            description = "x"
+            attr = "x"
+            output = "*.vhd"
+            system = "any"
+            profile = "cloud-disk"
+            disk_size = true
+            disk = "vpc"
+            controller = "nvme"
+        "#;
+        let err = Registry::parse(missing).unwrap_err().to_string();
+        assert!(err.contains("controller_why"), "{err}");
+        assert!(registry()
+            .markdown_table()
+            .contains("| cloud-disk (nvme) |"));
     }
 }

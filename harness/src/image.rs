@@ -27,6 +27,8 @@ pub enum Bootable {
         snapshot: bool,
         /// Boot it with OVMF (else SeaBIOS).
         uefi: bool,
+        /// The controller it is attached to (the registry's, for a cloud disk).
+        controller: formats::Controller,
     },
     /// An ISO image (attached read-only).
     Iso(PathBuf),
@@ -211,6 +213,7 @@ pub async fn prepare(
                 format: driver,
                 snapshot: !packed || cloud,
                 uefi,
+                controller: format.disk_controller(),
             })
         }
         Profile::Kexec => crate::kexec::prepare(file, run_dir).await,

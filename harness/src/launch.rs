@@ -65,11 +65,12 @@ pub(crate) fn launch_for(
             format: driver,
             snapshot,
             uefi,
+            controller,
         } => qemu(if *uefi {
             let (o, vars) = ovmf()?;
-            profile::efi_disk(&o, &vars, path, driver, *snapshot)
+            profile::efi_disk(&o, &vars, path, driver, *snapshot, *controller)
         } else {
-            profile::bios_disk(dir, path, driver, *snapshot)
+            profile::bios_disk(dir, path, driver, *snapshot, *controller)
         }),
         Bootable::Iso(iso) => qemu(match opts.iso_firmware {
             IsoFirmware::Uefi => {
@@ -221,6 +222,7 @@ mod tests {
             format: "raw".into(),
             snapshot: true,
             uefi: true,
+            controller: formats::Controller::Ahci,
         };
         let Some(l) = launched(
             &b,
@@ -294,6 +296,7 @@ mod tests {
             format: "raw".into(),
             snapshot: true,
             uefi,
+            controller: formats::Controller::VirtioBlk,
         };
         let fw = |b: &Bootable, p| firmware_for(b, &opts, p);
         assert_eq!(fw(&disk(true), Profile::EfiDisk), Firmware::Uefi);

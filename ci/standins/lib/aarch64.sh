@@ -10,12 +10,12 @@
 ARM64_PACKAGES="systemd-sysv,udev,kmod,dbus,linux-image-cloud-arm64,initramfs-tools"
 
 # NixOS's kernel parameters for the SD image (sd-image-aarch64.nix: ttyS0 for Tegra, ttyAMA0 for
-# QEMU's virt, tty0) and boot.consoleLogLevel 7, with one difference: NixOS puts tty0 last, so
-# /dev/console is tty0 and systemd's status lines ("Reached target multi-user.target") never
-# reach the serial port; only vsock notify tells readiness then, and it does not arrive from
-# this aarch64 guest yet (measured: the fw_cfg credential is read, no message comes; README,
-# "Not done"). Here ttyAMA0 is last, so the serial fallback sees systemd's status lines.
-SD_CONSOLE="console=ttyS0,115200n8 console=tty0 console=ttyAMA0,115200n8 loglevel=7"
+# QEMU's virt, tty0) and boot.consoleLogLevel 7, in NixOS's order: tty0 last, so /dev/console is
+# tty0 and systemd's status lines ("Reached target multi-user.target") never reach the serial
+# port. The kernel's own messages still go to every console (the harness's milestones), the
+# serial getty runs on ttyAMA0 (standin-serial-getty here, systemd-getty-generator on NixOS),
+# and readiness comes over vsock only, as it would from a real NixOS SD image.
+SD_CONSOLE="console=ttyS0,115200n8 console=ttyAMA0,115200n8 console=tty0 loglevel=7"
 
 # ensure_arm64_emulation: qemu-user-static registered with binfmt_misc (mounted if it is not).
 ensure_arm64_emulation() {

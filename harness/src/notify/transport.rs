@@ -139,7 +139,31 @@ impl Default for NotifyOptions {
 /// of guest time after that line on trixie stand-ins, even on a host with load 12.
 pub const DEFAULT_SILENCE_GRACE: Duration = Duration::from_secs(15);
 
-/// The credential argument pair that tells systemd (>= 254) where to send its notifications.
+/// Where systemd reads fw_cfg credentials (`/sys/firmware/qemu_fw_cfg/by_name/<this>/<name>`).
+const FW_CFG_CREDENTIALS: &str = "opt/io.systemd.credentials/";
+
+/// The longest fw_cfg file name QEMU takes (56 bytes with the terminating NUL).
+const FW_CFG_NAME_MAX: usize = 55;
+
+/// A unit drop-in, given as a credential, that loads the virtio vsock transport before
+/// `sysinit.target`. systemd (>= 256) loads `vmw_vsock_virtio_transport` early by itself only
+/// when it finds the device under `/sys/devices/pci0000:00` (`kmod-setup.c`), which is where
+/// ACPI puts the PCI root (x86, AAVMF). A guest booted with a device tree (U-Boot on the `virt`
+/// board) has it under `/sys/devices/platform/<addr>.pcie/pci0000:00`, so the module waited
+/// for udev's coldplug, which on a TCG aarch64 guest came after `multi-user.target`: every
+/// message until then was lost (measured: the transport bound at 37-56 s, multi-user at
+/// 39 s). systemd-debug-generator (>= 256) turns `systemd.unit-dropin.<unit>` credentials into
+/// drop-ins; fw_cfg names are limited to 55 bytes, so the drop-in goes on `-.slice` (always in
+/// the boot transaction, short enough), which then wants `modprobe@` of the transport. Older
+/// systemd ignores it; a kernel without the module ends the `modprobe@` unit quietly.
+pub const VSOCK_DROPIN_CREDENTIAL: &str = "systemd.unit-dropin.-.slice";
+/// The drop-in itself (no comma: it goes into a QEMU option value as it is).
+pub const VSOCK_DROPIN: &str = "[Unit]\nWants=modprobe@vmw_vsock_virtio_transport.service\n";
+
+const _: () = assert!(FW_CFG_CREDENTIALS.len() + VSOCK_DROPIN_CREDENTIAL.len() <= FW_CFG_NAME_MAX);
+
+/// The credential arguments that tell systemd (>= 254) where to send its notifications: on x86
+/// by SMBIOS type 11, elsewhere by fw_cfg, there with [`VSOCK_DROPIN`] (see there why).
 pub fn credential_args(guest_arch: &str, port: u32) -> Vec<String> {
     let address = format!("vsock-stream:2:{port}");
     if matches!(guest_arch, "x86_64" | "i386" | "i686" | "x86") {
@@ -150,7 +174,9 @@ pub fn credential_args(guest_arch: &str, port: u32) -> Vec<String> {
     } else {
         vec![
             "-fw_cfg".to_string(),
-            format!("name=opt/io.systemd.credentials/vmm.notify_socket,string={address}"),
+            format!("name={FW_CFG_CREDENTIALS}vmm.notify_socket,string={address}"),
+            "-fw_cfg".to_string(),
+            format!("name={FW_CFG_CREDENTIALS}{VSOCK_DROPIN_CREDENTIAL},string={VSOCK_DROPIN}"),
         ]
     }
 }
@@ -218,9 +244,18 @@ mod tests {
             credential_args("aarch64", 5000),
             [
                 "-fw_cfg",
-                "name=opt/io.systemd.credentials/vmm.notify_socket,string=vsock-stream:2:5000"
+                "name=opt/io.systemd.credentials/vmm.notify_socket,string=vsock-stream:2:5000",
+                "-fw_cfg",
+                "name=opt/io.systemd.credentials/systemd.unit-dropin.-.slice,string=[Unit]\n\
+                 Wants=modprobe@vmw_vsock_virtio_transport.service\n"
             ]
         );
+        // QEMU refuses longer fw_cfg names; QEMU's option parser splits values at commas.
+        for arg in credential_args("aarch64", 5000).iter().skip(1).step_by(2) {
+            let name = arg.split(',').next().unwrap().trim_start_matches("name=");
+            assert!(name.len() <= FW_CFG_NAME_MAX, "{name}");
+            assert_eq!(arg.matches(',').count(), 1, "{arg}");
+        }
     }
 
     #[test]
