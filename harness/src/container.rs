@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use formats::{Format, Profile};
 
+use crate::blocking::{self, Cancel};
 use crate::image::Bootable;
 use crate::HarnessError;
 
@@ -88,6 +89,11 @@ pub fn nspawn_args(root: &Path) -> Vec<String> {
 /// `root` (`..`, through a symlink) are refused; device nodes and FIFOs are skipped (the
 /// container gets its own /dev from nspawn). Returns how many entries were skipped.
 pub fn unpack(tarball: &Path, root: &Path) -> Result<usize, HarnessError> {
+    unpack_until(tarball, root, &Cancel::never())
+}
+
+/// [`unpack`], stopping with an error at the next read once `cancel` is set.
+fn unpack_until(tarball: &Path, root: &Path, cancel: &Cancel) -> Result<usize, HarnessError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(HarnessError::BadImage {
             path: tarball.to_path_buf(),
@@ -102,6 +108,7 @@ pub fn unpack(tarball: &Path, root: &Path) -> Result<usize, HarnessError> {
         crate::unpack::Compression::Xz,
         true,
         "the root file system",
+        cancel,
     )
 }
 
@@ -137,9 +144,10 @@ pub(crate) async fn prepare(
     })?;
     let (tarball, root) = (rootfs, run_dir.join("root"));
     let unpacked = root.clone();
-    tokio::task::spawn_blocking(move || unpack(&tarball, &unpacked))
-        .await
-        .map_err(|e| HarnessError::io("unpack the container", std::io::Error::other(e)))??;
+    blocking::run("unpack the container", move |cancel| {
+        unpack_until(&tarball, &unpacked, cancel)
+    })
+    .await??;
     if find_init(&root).is_none() {
         return Err(HarnessError::BadImage {
             path: tarball_path(format, file, pair),
@@ -150,9 +158,10 @@ pub(crate) async fn prepare(
     if format.profile == Profile::ContainerMetadata {
         let (metadata, meta) = (file.to_path_buf(), run_dir.join("metadata"));
         let unpacked = meta.clone();
-        tokio::task::spawn_blocking(move || unpack(&metadata, &unpacked))
-            .await
-            .map_err(|e| HarnessError::io("unpack the metadata", std::io::Error::other(e)))??;
+        blocking::run("unpack the metadata", move |cancel| {
+            unpack_until(&metadata, &unpacked, cancel)
+        })
+        .await??;
         crate::lxcmeta::check_pair(&meta, &root).map_err(|e| HarnessError::BadImage {
             path: file.to_path_buf(),
             detail: e.to_string(),

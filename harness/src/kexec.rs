@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::blocking::{self, Cancel};
 use crate::confined::{self, ConfinedError};
 use crate::image::Bootable;
 use crate::unpack::{first_file, untar_owned, Compression};
@@ -28,6 +29,15 @@ const SCRIPT_LIMIT: u64 = 1 << 20;
 /// Writes the archive that follows the `__ARCHIVE_BELOW__` line of a kexec bundle to `dest`,
 /// streamed: only the script (at most [`SCRIPT_LIMIT`] bytes) is held in memory.
 pub fn extract_bundle(bundle: &Path, dest: &Path) -> Result<PathBuf, HarnessError> {
+    extract_bundle_until(bundle, dest, &Cancel::never())
+}
+
+/// [`extract_bundle`], stopping with an error at the next read once `cancel` is set.
+fn extract_bundle_until(
+    bundle: &Path,
+    dest: &Path,
+    cancel: &Cancel,
+) -> Result<PathBuf, HarnessError> {
     use std::io::{Read, Seek, SeekFrom};
     let bad = |detail: &str| HarnessError::BadImage {
         path: bundle.to_path_buf(),
@@ -48,7 +58,7 @@ pub fn extract_bundle(bundle: &Path, dest: &Path) -> Result<PathBuf, HarnessErro
     file.seek(SeekFrom::Start(archive)).map_err(read_err)?;
     let mut out = std::fs::File::create(dest)
         .map_err(|e| HarnessError::io("write the bundle's archive", e))?;
-    std::io::copy(&mut file, &mut out)
+    std::io::copy(&mut cancel.reader(file), &mut out)
         .map_err(|e| HarnessError::io("write the bundle's archive", e))?;
     Ok(dest.to_path_buf())
 }
@@ -58,7 +68,11 @@ pub fn extract_bundle(bundle: &Path, dest: &Path) -> Result<PathBuf, HarnessErro
 /// inside it; a kernel for another architecture is refused.
 pub(crate) async fn prepare(file: &Path, run_dir: &Path) -> Result<Bootable, HarnessError> {
     let tarball = if is_bundle(file)? {
-        extract_bundle(file, &run_dir.join("kexec.tar.xz"))?
+        let (bundle, dest) = (file.to_path_buf(), run_dir.join("kexec.tar.xz"));
+        blocking::run("extract the bundle's archive", move |cancel| {
+            extract_bundle_until(&bundle, &dest, cancel)
+        })
+        .await??
     } else {
         file.to_path_buf()
     };

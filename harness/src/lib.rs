@@ -16,6 +16,7 @@
 pub mod aarch64;
 pub mod accel;
 pub mod arch;
+mod blocking;
 pub mod bootcfg;
 pub mod capacity;
 pub mod cloud;

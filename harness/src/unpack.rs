@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use formats::Packing;
 use tar::EntryType;
 
+use crate::blocking::{self, Cancel};
 use crate::HarnessError;
 
 /// How a tarball is compressed.
@@ -40,13 +41,15 @@ impl Compression {
 /// Absolute paths are taken as relative to `dest`; an entry that would land outside it (`..`,
 /// through a symlink) is refused, naming `outside` (what `dest` is to the user). Directories are
 /// made first as needed and get their own modes last, so a read-only one (every directory of
-/// a Nix store) still receives its files.
+/// a Nix store) still receives its files. Stops, with an error, at the next read once `cancel`
+/// is set.
 pub(crate) fn untar(
     tarball: &Path,
     dest: &Path,
     compression: Compression,
     owners: bool,
     outside: &str,
+    cancel: &Cancel,
 ) -> Result<usize, HarnessError> {
     let bad = |detail: String| HarnessError::BadImage {
         path: tarball.to_path_buf(),
@@ -55,13 +58,16 @@ pub(crate) fn untar(
     std::fs::create_dir_all(dest)
         .map_err(|e| HarnessError::io(format!("create {}", dest.display()), e))?;
     let file = BufReader::new(
-        File::open(tarball)
-            .map_err(|e| HarnessError::io(format!("open {}", tarball.display()), e))?,
+        cancel.reader(
+            File::open(tarball)
+                .map_err(|e| HarnessError::io(format!("open {}", tarball.display()), e))?,
+        ),
     );
+    // Checked on both sides of the decompressor: a few KiB of xz can be many MiB of output.
     let reader: Box<dyn Read> = match compression {
         Compression::None => Box::new(file),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(file)),
-        Compression::Xz => Box::new(liblzma::read::XzDecoder::new(file)),
+        Compression::Gzip => Box::new(cancel.reader(flate2::bufread::MultiGzDecoder::new(file))),
+        Compression::Xz => Box::new(cancel.reader(liblzma::read::XzDecoder::new(file))),
     };
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(owners);
@@ -105,22 +111,31 @@ pub(crate) fn untar(
     Ok(skipped)
 }
 
-/// [`untar`] off the async runtime, with the caller's ownership (`tar --no-same-owner`).
+/// [`untar`] off the async runtime, with the caller's ownership (`tar --no-same-owner`);
+/// dropping the future stops it ([`blocking::run`]).
 pub(crate) async fn untar_owned(
     tarball: &Path,
     dest: &Path,
     compression: Compression,
 ) -> Result<(), HarnessError> {
     let (tarball, dest) = (tarball.to_path_buf(), dest.to_path_buf());
-    tokio::task::spawn_blocking(move || {
-        untar(&tarball, &dest, compression, false, "the unpacked tree").map(|_| ())
+    blocking::run("unpack the tarball", move |cancel| {
+        untar(
+            &tarball,
+            &dest,
+            compression,
+            false,
+            "the unpacked tree",
+            cancel,
+        )
+        .map(|_| ())
     })
-    .await
-    .map_err(|e| HarnessError::io("unpack the tarball", std::io::Error::other(e)))?
+    .await?
 }
 
 /// Decompresses `file` into `dest`, sparse, through the decoder `open` makes of it; `what`
-/// names the compression in the error of a file that is not what it says.
+/// names the compression in the error of a file that is not what it says. Dropping the future
+/// stops it ([`blocking::run`]).
 pub(crate) async fn decompress(
     file: &Path,
     dest: &Path,
@@ -128,13 +143,15 @@ pub(crate) async fn decompress(
     open: fn(File) -> std::io::Result<Box<dyn Read>>,
 ) -> Result<PathBuf, HarnessError> {
     let (src, out) = (file.to_path_buf(), dest.to_path_buf());
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let mut reader = open(File::open(&src)?)?;
-        let mut writer = File::create(&out)?;
-        copy_sparse(&mut reader, &mut writer)
-    })
-    .await
-    .map_err(|e| HarnessError::io("decompress the disk", std::io::Error::other(e)))?
+    blocking::run(
+        "decompress the disk",
+        move |cancel| -> std::io::Result<()> {
+            let mut reader = cancel.reader(open(File::open(&src)?)?);
+            let mut writer = File::create(&out)?;
+            copy_sparse(&mut reader, &mut writer)
+        },
+    )
+    .await?
     .map_err(|e| HarnessError::BadImage {
         path: file.to_path_buf(),
         detail: format!("{what}: {e}"),
@@ -191,13 +208,14 @@ pub(crate) async fn unpack_disk(
         Packing::Vma => {
             let (archive, dest) = (file.to_path_buf(), run_dir.join("disk.raw"));
             let out = dest.clone();
-            tokio::task::spawn_blocking(move || crate::vma::extract_first_disk(&archive, &out))
-                .await
-                .map_err(|e| HarnessError::io("unpack the VMA archive", std::io::Error::other(e)))?
-                .map_err(|e| HarnessError::BadImage {
-                    path: file.to_path_buf(),
-                    detail: e.to_string(),
-                })?;
+            blocking::run("unpack the VMA archive", move |cancel| {
+                crate::vma::extract_first_disk_until(&archive, &out, cancel)
+            })
+            .await?
+            .map_err(|e| HarnessError::BadImage {
+                path: file.to_path_buf(),
+                detail: e.to_string(),
+            })?;
             Ok(dest)
         }
         Packing::TarGz | Packing::Tar => {
@@ -292,5 +310,18 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(bad, HarnessError::BadImage { .. }), "{bad}");
+    }
+
+    #[test]
+    fn a_stopped_untar_writes_no_entry() {
+        let d = tempfile::tempdir().unwrap();
+        let tgz = tar_gz(d.path());
+        let (done, stopped) = (Cancel::never(), Cancel::never());
+        stopped.stop();
+        let dest = d.path().join("out");
+        untar(&tgz, &dest, Compression::Gzip, false, "out", &stopped).unwrap_err();
+        assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
+        untar(&tgz, &dest, Compression::Gzip, false, "out", &done).unwrap();
+        assert!(dest.join("nixos.raw").is_file());
     }
 }

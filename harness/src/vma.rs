@@ -16,6 +16,8 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use crate::blocking::Cancel;
+
 const HEADER_MIN: usize = 4096 + 256 * 32;
 const HEADER_MAX: usize = 1024 * 4096;
 const EXTENT_HEADER: usize = 512;
@@ -54,13 +56,22 @@ pub struct ExtractedDisk {
 
 /// Writes the first disk of the VMA archive at `archive` (plain or zstd-compressed) to `out`.
 pub fn extract_first_disk(archive: &Path, out: &Path) -> Result<ExtractedDisk, VmaError> {
+    extract_first_disk_until(archive, out, &Cancel::never())
+}
+
+/// [`extract_first_disk`], stopping with an error at the next read once `cancel` is set.
+pub(crate) fn extract_first_disk_until(
+    archive: &Path,
+    out: &Path,
+    cancel: &Cancel,
+) -> Result<ExtractedDisk, VmaError> {
     let mut file = File::open(archive)?;
     let mut magic = [0u8; 4];
     file.read_exact(&mut magic)
         .map_err(|_| VmaError::Format("shorter than its magic".into()))?;
-    let file = File::open(archive)?;
+    let file = cancel.reader(File::open(archive)?);
     if magic == ZSTD_MAGIC {
-        extract(zstd::stream::read::Decoder::new(file)?, out)
+        extract(cancel.reader(zstd::stream::read::Decoder::new(file)?), out)
     } else {
         extract(io::BufReader::new(file), out)
     }

@@ -95,6 +95,17 @@ impl Sandbox {
         out
     }
 
+    /// A gzip file at `rel` of `gib` GiB of zeros: one member of 64 MiB repeated (gzip allows
+    /// members back to back), about 64 KiB per 64 MiB, so it is quick to write and slow to
+    /// decompress.
+    pub fn gzip_zeros(&self, rel: &str, gib: usize) -> PathBuf {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![0u8; 64 << 20]).unwrap();
+        let member = gz.finish().unwrap();
+        self.file(rel, &member.repeat(gib * 16))
+    }
+
     /// Nothing left in TMPDIR.
     pub fn assert_tmp_empty(&self) {
         let left: Vec<_> = fs::read_dir(self.path("tmp"))
