@@ -1,7 +1,6 @@
 //! The format registry: one record per format, parsed from `registry.toml`.
 
 use std::{
-    fmt,
     path::{Path, PathBuf},
     sync::OnceLock,
 };
@@ -9,8 +8,15 @@ use std::{
 use serde::Deserialize;
 
 /// How a format's image boots, which decides how the harness starts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+///
+/// Its one spelling, kebab-case, is serde's (the registry) and strum's (`Display`, `name()`),
+/// derived from the same rule.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, strum::Display, strum::IntoStaticStr,
+)]
+#[cfg_attr(test, derive(strum::EnumIter))]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Profile {
     /// A NixOS VM run script (`bin/run-*-vm`) that boots the kernel directly.
     DirectKernel,
@@ -71,28 +77,7 @@ impl Profile {
 
     /// The profile's name as the registry spells it.
     pub fn name(self) -> &'static str {
-        match self {
-            Profile::DirectKernel => "direct-kernel",
-            Profile::VmBootloader => "vm-bootloader",
-            Profile::BiosDisk => "bios-disk",
-            Profile::EfiDisk => "efi-disk",
-            Profile::Iso => "iso",
-            Profile::Kexec => "kexec",
-            Profile::Container => "container",
-            Profile::ContainerMetadata => "container-metadata",
-            Profile::CloudDisk => "cloud-disk",
-            Profile::KernelFromDisk => "kernel-from-disk",
-            Profile::Extlinux => "extlinux",
-            Profile::CloudOnly => "cloud-only",
-            Profile::UbootBoard => "uboot-board",
-            Profile::Board => "board",
-        }
-    }
-}
-
-impl fmt::Display for Profile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        self.into()
     }
 }
 
@@ -140,9 +125,11 @@ pub enum Packing {
 
 /// The disk controller a cloud disk is attached to: the closest QEMU has to the one its platform
 /// uses, with a driver the image's initrd has (registry field `controller`, its reason in
-/// `controller_why`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// `controller_why`). Spelt once, kebab-case, for serde and strum alike, as [`Profile`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::Display, strum::IntoStaticStr)]
+#[cfg_attr(test, derive(strum::EnumIter))]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Controller {
     /// q35's built-in AHCI (SATA) controller (`ahci`, in NixOS's default initrd).
     Ahci,
@@ -157,18 +144,7 @@ pub enum Controller {
 impl Controller {
     /// The controller's name as the registry spells it.
     pub fn name(self) -> &'static str {
-        match self {
-            Controller::Ahci => "ahci",
-            Controller::Nvme => "nvme",
-            Controller::VirtioBlk => "virtio-blk",
-            Controller::VirtioScsi => "virtio-scsi",
-        }
-    }
-}
-
-impl fmt::Display for Controller {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        self.into()
     }
 }
 
@@ -416,6 +392,30 @@ pub fn registry() -> &'static Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strum::IntoEnumIterator;
+
+    /// strum's name of every variant is the one serde reads from the registry, so the two
+    /// spellings cannot drift apart.
+    #[test]
+    fn names_round_trip_through_serde() {
+        fn check<T>(all: impl Iterator<Item = T>, name: fn(T) -> &'static str)
+        where
+            T: Copy + std::fmt::Debug + PartialEq + std::fmt::Display + serde::de::DeserializeOwned,
+        {
+            for v in all {
+                let read: T = serde_json::from_value(serde_json::json!(name(v)))
+                    .unwrap_or_else(|e| panic!("{v:?} is `{}` to strum; serde: {e}", name(v)));
+                assert_eq!(read, v, "{}", name(v));
+                assert_eq!(v.to_string(), name(v));
+            }
+        }
+        check(Profile::iter(), Profile::name);
+        check(Controller::iter(), Controller::name);
+        assert_eq!(Profile::KernelFromDisk.name(), "kernel-from-disk");
+        assert_eq!(Profile::UbootBoard.to_string(), "uboot-board");
+        assert_eq!(Controller::VirtioBlk.name(), "virtio-blk");
+        assert_eq!(Controller::VirtioScsi.to_string(), "virtio-scsi");
+    }
 
     #[test]
     fn builtin_registry_parses_and_has_every_upstream_format() {
