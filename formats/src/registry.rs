@@ -1,7 +1,6 @@
 //! The format registry: one record per format, parsed from `registry.toml`.
 
 use std::{
-    fmt,
     path::{Path, PathBuf},
     sync::OnceLock,
 };
@@ -9,8 +8,15 @@ use std::{
 use serde::Deserialize;
 
 /// How a format's image boots, which decides how the harness starts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+///
+/// Its one spelling, kebab-case, is serde's (the registry) and strum's (`Display`, `name()`),
+/// derived from the same rule.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, strum::Display, strum::IntoStaticStr,
+)]
+#[cfg_attr(test, derive(strum::EnumIter))]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Profile {
     /// A NixOS VM run script (`bin/run-*-vm`) that boots the kernel directly.
     DirectKernel,
@@ -71,28 +77,7 @@ impl Profile {
 
     /// The profile's name as the registry spells it.
     pub fn name(self) -> &'static str {
-        match self {
-            Profile::DirectKernel => "direct-kernel",
-            Profile::VmBootloader => "vm-bootloader",
-            Profile::BiosDisk => "bios-disk",
-            Profile::EfiDisk => "efi-disk",
-            Profile::Iso => "iso",
-            Profile::Kexec => "kexec",
-            Profile::Container => "container",
-            Profile::ContainerMetadata => "container-metadata",
-            Profile::CloudDisk => "cloud-disk",
-            Profile::KernelFromDisk => "kernel-from-disk",
-            Profile::Extlinux => "extlinux",
-            Profile::CloudOnly => "cloud-only",
-            Profile::UbootBoard => "uboot-board",
-            Profile::Board => "board",
-        }
-    }
-}
-
-impl fmt::Display for Profile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        self.into()
     }
 }
 
@@ -140,9 +125,11 @@ pub enum Packing {
 
 /// The disk controller a cloud disk is attached to: the closest QEMU has to the one its platform
 /// uses, with a driver the image's initrd has (registry field `controller`, its reason in
-/// `controller_why`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// `controller_why`). Spelt once, kebab-case, for serde and strum alike, as [`Profile`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::Display, strum::IntoStaticStr)]
+#[cfg_attr(test, derive(strum::EnumIter))]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Controller {
     /// q35's built-in AHCI (SATA) controller (`ahci`, in NixOS's default initrd).
     Ahci,
@@ -157,18 +144,7 @@ pub enum Controller {
 impl Controller {
     /// The controller's name as the registry spells it.
     pub fn name(self) -> &'static str {
-        match self {
-            Controller::Ahci => "ahci",
-            Controller::Nvme => "nvme",
-            Controller::VirtioBlk => "virtio-blk",
-            Controller::VirtioScsi => "virtio-scsi",
-        }
-    }
-}
-
-impl fmt::Display for Controller {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        self.into()
     }
 }
 
@@ -414,161 +390,4 @@ pub fn registry() -> &'static Registry {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builtin_registry_parses_and_has_every_upstream_format() {
-        let names: Vec<&str> = registry()
-            .formats()
-            .iter()
-            .map(|f| f.name.as_str())
-            .collect();
-        let upstream = [
-            "amazon",
-            "azure",
-            "cloudstack",
-            "do",
-            "docker",
-            "gce",
-            "hyperv",
-            "install-iso",
-            "install-iso-hyperv",
-            "iso",
-            "kexec",
-            "kexec-bundle",
-            "kubevirt",
-            "linode",
-            "lxc",
-            "lxc-metadata",
-            "openstack",
-            "proxmox",
-            "proxmox-lxc",
-            "qcow",
-            "qcow-efi",
-            "raw",
-            "raw-efi",
-            "sd-aarch64",
-            "sd-aarch64-installer",
-            "sd-x86_64",
-            "vagrant-virtualbox",
-            "virtualbox",
-            "vm",
-            "vm-bootloader",
-            "vm-nogui",
-            "vmware",
-        ];
-        assert_eq!(names, upstream);
-    }
-
-    #[test]
-    fn every_builtin_format_has_its_module() {
-        for f in registry().formats() {
-            let rel = format!("modules/{}.nix", f.name);
-            assert!(
-                crate::FILES.iter().any(|(p, _)| *p == rel),
-                "missing formats/{rel}"
-            );
-        }
-    }
-
-    #[test]
-    fn rejects_duplicates_and_bad_disk_fields() {
-        let rec = |name: &str, profile: &str, disk: &str| {
-            format!(
-                "[[format]]\nname={name:?}\ndescription=\"d\"\nattr=\"a\"\noutput=\"*.img\"\n\
-                 system=\"any\"\nprofile={profile:?}\ndisk_size=false\n{disk}\n"
-            )
-        };
-        let dup = rec("x", "iso", "") + &rec("x", "iso", "");
-        assert!(Registry::parse(&dup)
-            .unwrap_err()
-            .to_string()
-            .contains("listed twice"));
-        let nodisk = rec("x", "bios-disk", "");
-        assert!(Registry::parse(&nodisk)
-            .unwrap_err()
-            .to_string()
-            .contains("`disk`"));
-        assert!(Registry::parse(&rec("x", "bios-disk", "disk=\"raw\"")).is_ok());
-    }
-
-    #[test]
-    fn nearest_names_a_typo() {
-        assert_eq!(registry().nearest("raw-ef")[0], "raw-efi");
-        assert_eq!(registry().nearest("isso")[0], "iso");
-        assert!(registry().nearest("qcow2").contains(&"qcow"));
-    }
-
-    #[test]
-    fn locate_finds_the_first_match_under_a_result() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("iso")).unwrap();
-        std::fs::write(dir.path().join("iso/b.iso"), "").unwrap();
-        std::fs::write(dir.path().join("iso/a.iso"), "").unwrap();
-        std::fs::write(dir.path().join("nix-support"), "").unwrap();
-        let iso = registry().get("iso").unwrap();
-        assert_eq!(
-            iso.locate(dir.path()).unwrap(),
-            dir.path().join("iso/a.iso")
-        );
-        assert!(registry().get("vm").unwrap().locate(dir.path()).is_none());
-    }
-
-    #[test]
-    fn locate_accepts_a_file_shaped_result_by_its_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let boxed = dir.path().join("abc-nixos-image-vagrant.box");
-        std::fs::write(&boxed, "").unwrap();
-        let vagrant = registry().get("vagrant-virtualbox").unwrap();
-        assert_eq!(vagrant.locate(&boxed).unwrap(), boxed);
-        let bundle = dir.path().join("abc-kexec_bundle");
-        std::fs::write(&bundle, "").unwrap();
-        assert_eq!(
-            registry()
-                .get("kexec-bundle")
-                .unwrap()
-                .locate(&bundle)
-                .unwrap(),
-            bundle
-        );
-        assert!(registry().get("iso").unwrap().locate(&boxed).is_none());
-    }
-
-    #[test]
-    fn cloud_disks_name_their_platforms_controller() {
-        let c = |name: &str| registry().get(name).unwrap().disk_controller();
-        assert_eq!(c("amazon"), Controller::Nvme);
-        assert_eq!(c("gce"), Controller::VirtioScsi);
-        for name in ["openstack", "do", "kubevirt", "cloudstack", "proxmox"] {
-            assert_eq!(c(name), Controller::VirtioBlk, "{name}");
-        }
-        for name in [
-            "azure",
-            "hyperv",
-            "virtualbox",
-            "vagrant-virtualbox",
-            "raw",
-            "qcow-efi",
-        ] {
-            assert_eq!(c(name), Controller::Ahci, "{name}");
-        }
-        let missing = r#"
-            [[format]]
-            name = "x"
-            description = "x"
-            attr = "x"
-            output = "*.vhd"
-            system = "any"
-            profile = "cloud-disk"
-            disk_size = true
-            disk = "vpc"
-            controller = "nvme"
-        "#;
-        let err = Registry::parse(missing).unwrap_err().to_string();
-        assert!(err.contains("controller_why"), "{err}");
-        assert!(registry()
-            .markdown_table()
-            .contains("| cloud-disk (nvme) |"));
-    }
-}
+mod tests;
