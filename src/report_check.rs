@@ -33,7 +33,7 @@ impl Reporter {
         Arc::new(move |format, event| progress.event(format, event))
     }
 
-    /// Prints the results (see [`print`]).
+    /// Prints the results (see [`print()`]).
     pub fn finish(&self, results: &[Checked]) {
         print(results, self.json);
     }

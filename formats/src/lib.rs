@@ -2,7 +2,7 @@
 //!
 //! [`registry()`] is the one table: every format's name, description, build attribute, output
 //! file pattern, architecture and boot profile, parsed from `formats/registry.toml`, which the Nix
-//! side reads too. [`nix_files`] holds the Nix entry expression and one NixOS module per format,
+//! side reads too. `nix_files` holds the Nix entry expression and one NixOS module per format,
 //! embedded in the binary so an installed command works without a checkout.
 
 mod nix_files;

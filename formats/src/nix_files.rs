@@ -32,7 +32,7 @@ impl NixFiles {
 
 /// Writes the embedded files under `cache_dir/nix-<content hash>/` and returns where. The
 /// directory name changes whenever any file changes. An existing copy is used only after it is
-/// verified ([`verified`]): every file byte for byte, owned by this user and writable by no
+/// verified (`verified`): every file byte for byte, owned by this user and writable by no
 /// one else. Anything else found there (half written, tampered with, planted by another
 /// user) is replaced. A `cache_dir` every user may write to (without the sticky bit) is
 /// refused.

@@ -5,7 +5,7 @@
 //!
 //! 1. `--accel auto` first probes once per process: a guest with the harness's own machine
 //!    arguments and, where installed, OVMF (real code that trips a broken KVM at once) must run
-//!    for [`PROBE_RUN`] without QEMU stopping it.
+//!    for `PROBE_RUN` without QEMU stopping it.
 //! 2. The probe can pass and real guests still die: a guest that dies of the accelerator under
 //!    `auto` is restarted once under TCG by [`crate::Machine`], which calls [`drop_kvm`]; from
 //!    then on every guest of the process, parallel ones too, starts under TCG.
@@ -110,7 +110,7 @@ pub fn accelerator_failure(stderr: &str) -> Option<String> {
 }
 
 /// Probes KVM: `Ok` when a guest under `-accel kvm` (the harness's machine, OVMF if found)
-/// answers QMP, keeps running for [`PROBE_RUN`] and QEMU prints no accelerator failure.
+/// answers QMP, keeps running for `PROBE_RUN` and QEMU prints no accelerator failure.
 async fn probe() -> Result<(), String> {
     if !Path::new("/dev/kvm").exists() {
         return Err("no /dev/kvm".into());

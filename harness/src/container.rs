@@ -1,6 +1,6 @@
 //! Containers: a root file system tarball (docker, lxc, proxmox-lxc) is unpacked into the run
 //! directory and booted with systemd-nspawn, its console on a pseudo-terminal (see
-//! [`crate::pty`]) and its systemd's notify messages on a datagram socket bound into it
+//! `crate::pty`) and its systemd's notify messages on a datagram socket bound into it
 //! ([`crate::notify::NotifyChannel::open_container`]).
 //!
 //! A container never touches the host beyond its run: no network (`--private-network`), no
@@ -85,7 +85,7 @@ pub fn nspawn_args(root: &Path) -> Vec<String> {
 }
 
 /// Unpacks the xz-compressed tarball `tarball` into `root` (created), streamed, keeping owners
-/// and modes (root needs them; [`crate::unpack::untar`]). Entries that would land outside
+/// and modes (root needs them; `crate::unpack::untar`). Entries that would land outside
 /// `root` (`..`, through a symlink) are refused; device nodes and FIFOs are skipped (the
 /// container gets its own /dev from nspawn). Returns how many entries were skipped.
 pub fn unpack(tarball: &Path, root: &Path) -> Result<usize, HarnessError> {

@@ -264,7 +264,7 @@ async fn load_entry(
     Ok((kernel, initrd))
 }
 
-/// A fresh swap disk (mkswap's version-1 header, no label) of [`SWAP_BYTES`] at `path`.
+/// A fresh swap disk (mkswap's version-1 header, no label) of `SWAP_BYTES` at `path`.
 pub fn make_swap(path: &Path) -> Result<PathBuf, HarnessError> {
     use std::io::{Seek, SeekFrom, Write};
     const PAGE: u64 = 4096;

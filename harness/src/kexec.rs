@@ -27,7 +27,7 @@ pub(crate) fn is_bundle(file: &Path) -> Result<bool, HarnessError> {
 const SCRIPT_LIMIT: u64 = 1 << 20;
 
 /// Writes the archive that follows the `__ARCHIVE_BELOW__` line of a kexec bundle to `dest`,
-/// streamed: only the script (at most [`SCRIPT_LIMIT`] bytes) is held in memory.
+/// streamed: only the script (at most `SCRIPT_LIMIT` bytes) is held in memory.
 pub fn extract_bundle(bundle: &Path, dest: &Path) -> Result<PathBuf, HarnessError> {
     extract_bundle_until(bundle, dest, &Cancel::never())
 }

@@ -19,7 +19,7 @@ pub struct RunDir {
 
 /// Where run directories go, for a `TMPDIR` value: `/tmp` when it is unset or empty; an error
 /// when it is relative (the run directory must not depend on the working directory); `/tmp`
-/// when QEMU and the run scripts could not take it as it is: longer than [`MAX_BASE_LEN`]
+/// when QEMU and the run scripts could not take it as it is: longer than `MAX_BASE_LEN`
 /// (socket paths), not UTF-8 (QEMU's options are text), or holding a comma (QEMU's option
 /// separator), white space, a control character or a shell quote (the run scripts are shell);
 /// else the directory itself.

@@ -71,7 +71,7 @@ impl Roots {
 const RUN_SETTINGS: [(&str, &str); 3] = [("-m", "<mem>"), ("-accel", "<accel>"), ("-cpu", "<cpu>")];
 
 /// The shape of a QEMU command line: known roots named, run-to-run values redacted, and the
-/// values of [`RUN_SETTINGS`] replaced.
+/// values of `RUN_SETTINGS` replaced.
 pub fn qemu_arg_shape(args: &[String], roots: &Roots) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut placeholder = None;

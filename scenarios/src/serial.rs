@@ -17,7 +17,7 @@ use crate::text::{strip_ansi, Marked, Markers};
 /// guest (TCG) needs.
 const POLL: Duration = Duration::from_millis(20);
 
-/// The serial socket as an expectrl stream: `NonBlocking` means "read waits at most [`POLL`]".
+/// The serial socket as an expectrl stream: `NonBlocking` means "read waits at most `POLL`".
 #[derive(Debug)]
 pub struct SerialStream {
     socket: UnixStream,

@@ -163,7 +163,7 @@ pub const VSOCK_DROPIN: &str = "[Unit]\nWants=modprobe@vmw_vsock_virtio_transpor
 const _: () = assert!(FW_CFG_CREDENTIALS.len() + VSOCK_DROPIN_CREDENTIAL.len() <= FW_CFG_NAME_MAX);
 
 /// The credential arguments that tell systemd (>= 254) where to send its notifications: on x86
-/// by SMBIOS type 11, elsewhere by fw_cfg, there with [`VSOCK_DROPIN`] (see there why).
+/// by SMBIOS type 11, elsewhere by fw_cfg, there with `VSOCK_DROPIN` (see there why).
 pub fn credential_args(guest_arch: &str, port: u32) -> Vec<String> {
     let address = format!("vsock-stream:2:{port}");
     if matches!(guest_arch, "x86_64" | "i386" | "i686" | "x86") {
