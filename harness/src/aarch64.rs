@@ -106,8 +106,19 @@ pub fn cdrom(iso: &Path) -> Vec<String> {
 }
 
 /// A disk started by U-Boot (`-bios`), as a board's boot ROM would start it.
+///
+/// `acpi=off`: with firmware loaded and ACPI on (the default), `virt` puts its power button on
+/// the ACPI GED device and creates no PL061 and no `gpio-keys` node in the device tree, which
+/// is all a kernel booted by U-Boot (`booti`, a device tree) reads: QMP's `system_powerdown`
+/// then reaches nothing it can hear. With ACPI off the device tree has the PL061 with a
+/// `gpio-keys` power key (QEMU 7.2, `-machine dumpdtb`), heard by a kernel with `gpio_keys`.
 pub fn uboot_disk(uboot: &Path, image: &Path, format: &str, snapshot: bool) -> Vec<String> {
-    let mut args = vec![s("-bios"), uboot.to_string_lossy().into_owned()];
+    let mut args = vec![
+        s("-machine"),
+        s("acpi=off"),
+        s("-bios"),
+        uboot.to_string_lossy().into_owned(),
+    ];
     args.extend(disk(image, format, snapshot));
     args
 }
@@ -191,6 +202,8 @@ mod tests {
             true,
         );
         assert_eq!(after(&a, "-bios"), ["/fw/u-boot.bin"]);
+        // The power button as a GPIO key in the device tree, not on ACPI's GED.
+        assert_eq!(after(&a, "-machine"), ["acpi=off"]);
         assert_eq!(
             after(&a, "-drive"),
             ["file=/i/a,,b.img,format=raw,if=none,id=disk0,cache=unsafe,snapshot=on"]

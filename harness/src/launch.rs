@@ -265,7 +265,7 @@ mod tests {
         assert_eq!(l.program, aarch64::qemu_program());
         assert_eq!(
             values(&l.args, &["-machine", "-accel", "-bios"]),
-            ["virt", "tcg", aarch64::UBOOT]
+            ["virt | acpi=off", "tcg", aarch64::UBOOT]
         );
         assert!(after(&l.args, "-device").contains(&"pvpanic-pci"));
         assert!(!l.args.iter().any(|a| a == "pvpanic"));

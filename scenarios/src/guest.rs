@@ -9,7 +9,7 @@ pub trait Guest: Send {
     fn serial_socket(&self) -> PathBuf;
     /// The file QEMU records the serial console into from the first byte.
     fn serial_log(&self) -> PathBuf;
-    /// Presses the ACPI power button through QMP and waits up to `within` for QEMU to exit.
+    /// Presses the power button through QMP and waits up to `within` for QEMU to exit.
     fn powerdown(
         &mut self,
         within: Duration,

@@ -1,5 +1,6 @@
-//! Scenario `poweroff`: on a booted guest whose console has a shell, an ACPI power-off through
-//! QMP (`system_powerdown`) ends QEMU cleanly within a bound.
+//! Scenario `poweroff`: on a booted guest whose console has a shell, a power-button press through
+//! QMP (`system_powerdown`: ACPI's power button; on an aarch64 `virt` booted by U-Boot, a GPIO
+//! key on its PL061) ends QEMU cleanly within a bound.
 //!
 //! The shell comes first ([`settle`]): CI saw a press that landed while the serial autologin was
 //! starting the shell hold the shutdown up past the bound. The shutdown stopped at `Stopping
@@ -22,7 +23,7 @@ pub const BOUND: Duration = Duration::from_secs(60);
 /// The normalised facts of the poweroff scenario (no timings: they vary).
 #[derive(Debug, Clone, Serialize)]
 pub struct PoweroffFacts {
-    /// QEMU exited after the ACPI power button.
+    /// QEMU exited after the power button.
     pub powered_off: bool,
     /// QEMU's exit code (0: the guest powered itself off).
     pub qemu_exit_status: i32,
@@ -42,12 +43,11 @@ pub fn settle(socket: &Path, within: Duration) -> Result<(), String> {
     })
 }
 
-/// Presses the ACPI power button and waits for QEMU to exit, with status 0, within [`BOUND`].
+/// Presses the power button and waits for QEMU to exit, with status 0, within [`BOUND`].
 pub async fn run<G: Guest>(guest: &mut G) -> Result<PoweroffFacts, String> {
-    let off = guest
-        .powerdown(BOUND)
-        .await
-        .map_err(|e| format!("ACPI power-off did not end QEMU within {BOUND:?}: {e}"))?;
+    let off = guest.powerdown(BOUND).await.map_err(|e| {
+        format!("the power button (system_powerdown) did not end QEMU within {BOUND:?}: {e}")
+    })?;
     judge(off)
 }
 
@@ -66,9 +66,9 @@ fn judge(off: PowerOff) -> Result<PoweroffFacts, String> {
             bound_seconds: BOUND.as_secs(),
         }),
         Some(code) => Err(format!(
-            "QEMU exited with status {code} after the ACPI power-off, not 0 (see qemu.stderr)"
+            "QEMU exited with status {code} after the power-off, not 0 (see qemu.stderr)"
         )),
-        None => Err("QEMU was killed by a signal during the ACPI power-off".to_owned()),
+        None => Err("QEMU was killed by a signal during the power-off".to_owned()),
     }
 }
 
