@@ -217,15 +217,7 @@ pub fn runner_args(memory_mib: u32, cpus: u32) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::{after, values};
-    use std::path::PathBuf;
-
-    fn ovmf() -> Ovmf {
-        Ovmf {
-            code: PathBuf::from("/fw/CODE.fd"),
-            vars_template: PathBuf::from("/fw/VARS.fd"),
-        }
-    }
+    use crate::test_util::{after, ovmf, values};
 
     #[test]
     fn machine_per_accel() {

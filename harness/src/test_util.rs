@@ -13,3 +13,11 @@ pub(crate) fn after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
 pub(crate) fn values(args: &[String], flags: &[&str]) -> Vec<String> {
     flags.iter().map(|f| after(args, f).join(" | ")).collect()
 }
+
+/// A firmware pair at fixed paths, for argument-list tests.
+pub(crate) fn ovmf() -> crate::firmware::Ovmf {
+    crate::firmware::Ovmf {
+        code: "/fw/CODE.fd".into(),
+        vars_template: "/fw/VARS.fd".into(),
+    }
+}

@@ -89,15 +89,7 @@ pub fn cdrom(iso: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::after;
-    use std::path::PathBuf;
-
-    fn ovmf() -> Ovmf {
-        Ovmf {
-            code: PathBuf::from("/fw/CODE.fd"),
-            vars_template: PathBuf::from("/fw/VARS.fd"),
-        }
-    }
+    use crate::test_util::{after, ovmf};
 
     #[test]
     fn efi_disk_has_readonly_code_private_vars_and_snapshot_disk() {
