@@ -18,50 +18,48 @@ use nix::{
 };
 use sandbox::{text, Sandbox, SERIAL};
 
-/// The pid a fake program wrote into `file`, once it is there.
-fn wait_for_pid(file: &Path, child: &mut Child) -> i32 {
+/// What `found` returns once it returns something, polled while the command runs; panics naming
+/// `what` if the command ends first or 30 s pass.
+fn wait_while_running<T>(child: &mut Child, what: &str, mut found: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(pid) = fs::read_to_string(file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            return pid;
+        if let Some(value) = found() {
+            return value;
         }
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("the command ended ({status}) before the fake program started");
+            panic!("the command ended ({status}) before {what}");
         }
-        assert!(Instant::now() < deadline, "the fake program never started");
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-/// The decompressed disk in the run directory under `tmp`, once decompressing began; panics if
-/// the command ends first. Its length is still 0 (the length is set when decompressing ends).
+/// The pid a fake program wrote into `file`, once it is there.
+fn wait_for_pid(file: &Path, child: &mut Child) -> i32 {
+    wait_while_running(child, "the fake program started", || {
+        fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    })
+}
+
+/// Waits for the decompressed disk in the run directory under `tmp`, once decompressing began.
+/// Its length is still 0 (the length is set when decompressing ends).
 fn wait_for_unpacking(tmp: &Path, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let disk = fs::read_dir(tmp)
+    let disk = wait_while_running(child, "it began decompressing", || {
+        fs::read_dir(tmp)
             .unwrap()
             .flatten()
             .map(|run| run.path().join("disk.img"))
-            .find(|disk| disk.exists());
-        if let Some(disk) = disk {
-            let len = fs::metadata(&disk).map(|m| m.len()).unwrap_or(0);
-            assert_eq!(
-                len,
-                0,
-                "{} was decompressed before the signal",
-                disk.display()
-            );
-            return;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the command ended ({status}) before it began decompressing");
-        }
-        assert!(Instant::now() < deadline, "decompressing never began");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+            .find(|disk| disk.exists())
+    });
+    let len = fs::metadata(&disk).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(
+        len,
+        0,
+        "{} was decompressed before the signal",
+        disk.display()
+    );
 }
 
 fn gone(pid: i32) -> bool {
