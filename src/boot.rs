@@ -30,6 +30,7 @@ pub fn options(cli: &Cli) -> BootOptions {
         keep: cli.keep,
         extra_qemu_args: cli.qemu_args.clone(),
         system: cli.system.clone(),
+        guest_slots: cli.guest_slots.clone(),
         ..BootOptions::default()
     }
 }

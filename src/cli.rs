@@ -122,6 +122,11 @@ pub struct Cli {
     #[arg(long)]
     pub keep: bool,
 
+    /// A directory of guest slots shared with other nixos-generate runs on this machine: each
+    /// guest waits for a free slot per vCPU (one slot per core) before QEMU starts.
+    #[arg(long, value_name = "DIR", env = "NIXGEN_GUEST_SLOTS")]
+    pub guest_slots: Option<PathBuf>,
+
     /// Extra QEMU arguments for --run/--check (after --).
     #[arg(last = true, value_name = "QEMU_ARGS")]
     pub qemu_args: Vec<String>,

@@ -31,6 +31,9 @@ impl Progress {
     /// Records one event of the machine booting `format`.
     pub fn event(&self, format: &str, event: &Event) {
         let text = match event {
+            Event::WaitingForSlot { dir } => {
+                format!("waiting for a free guest slot in {}", dir.display())
+            }
             Event::Started { accel, run_dir, .. } => match accel {
                 harness::Accel::None => format!("container started in {}", run_dir.display()),
                 _ => format!("started under {accel} in {}", run_dir.display()),

@@ -43,6 +43,7 @@ pub mod qemu;
 pub mod qmp;
 pub mod rundir;
 pub mod serial;
+pub mod slots;
 #[cfg(test)]
 mod test_util;
 mod unpack;

@@ -60,6 +60,9 @@ pub struct BootOptions {
     /// The Nix system the image was built for (`--system`), when known: `aarch64-linux` boots
     /// a UEFI disk on qemu-system-aarch64 even where its bytes cannot be read here (a qcow2).
     pub system: Option<String>,
+    /// A slot directory shared with other processes ([`crate::slots`]): the guest waits for
+    /// a free slot per vCPU before it starts. `None`: only this process's own cap applies.
+    pub guest_slots: Option<PathBuf>,
 }
 
 impl Default for BootOptions {
@@ -78,6 +81,7 @@ impl Default for BootOptions {
             pair: None,
             kernel_params: Vec::new(),
             system: None,
+            guest_slots: None,
         }
     }
 }

@@ -286,6 +286,12 @@ impl Verdict {
 #[serde(tag = "event", content = "data", rename_all = "kebab-case")]
 #[allow(clippy::large_enum_variant)] // the contract's shape; events are few
 pub enum Event {
+    /// The guest waits for a free slot of a slot directory shared with other processes
+    /// ([`crate::slots`]); `Started` follows once it has one.
+    WaitingForSlot {
+        /// The slot directory.
+        dir: PathBuf,
+    },
     /// QEMU was started.
     Started {
         /// The command line (program first).

@@ -111,7 +111,10 @@ async fn boot_one(dir: &Path, s: &Standin) -> Result<String, String> {
         "multi-user" => None,
         other => Some(other.parse().map_err(|e: String| e)?),
     };
-    let mut opts = BootOptions::default();
+    let mut opts = BootOptions {
+        guest_slots: test_support::threads::guest_slots(),
+        ..BootOptions::default()
+    };
     if expect == Some(Reason::Timeout) {
         opts.timeout = Some(HANG_TIMEOUT);
     }

@@ -91,6 +91,7 @@ async fn boot(
         timeout: Some(BOOT_TIMEOUT),
         notify,
         kernel_params: kernel_params.iter().map(|p| p.to_string()).collect(),
+        guest_slots: test_support::threads::guest_slots(),
         ..BootOptions::default()
     };
     let (tx, mut rx) = harness::progress::channel();

@@ -54,7 +54,11 @@ async fn a_press_after_qemu_exited_is_a_power_off() {
     let _guest = GUEST_LOCK.lock().await;
     let format = formats::registry().get("vm").expect("vm in the registry");
     let image = standins_dir().join("vm");
-    let mut machine = Machine::start(format, &image, &BootOptions::default(), None)
+    let opts = BootOptions {
+        guest_slots: test_support::threads::guest_slots(),
+        ..BootOptions::default()
+    };
+    let mut machine = Machine::start(format, &image, &opts, None)
         .await
         .expect("start the vm stand-in");
     let verdict = machine.wait_ready().await;

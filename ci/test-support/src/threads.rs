@@ -15,6 +15,15 @@ pub fn choose(requested: Option<usize>, fit: impl FnOnce() -> usize) -> usize {
         .unwrap_or_else(fit)
 }
 
+/// The guest slot directory the test run shares between its test binaries
+/// (`NIXGEN_GUEST_SLOTS`, set by `ci/test`; see `harness::slots`), for the `BootOptions` of
+/// tests that boot guests through the library. The command reads the variable itself.
+pub fn guest_slots() -> Option<std::path::PathBuf> {
+    std::env::var_os("NIXGEN_GUEST_SLOTS")
+        .filter(|v| !v.is_empty())
+        .map(Into::into)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

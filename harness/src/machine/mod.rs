@@ -69,6 +69,8 @@ pub struct Machine {
     bootable: Bootable,
     opts: BootOptions,
     kvm_dropped: Option<KvmDropped>,
+    /// The guest slots held while QEMU runs ([`crate::slots`]), when a slot directory is set.
+    slots: Option<crate::slots::Held>,
 }
 
 /// How an ACPI power-off ([`Machine::qmp_powerdown`]) ended.
@@ -164,6 +166,7 @@ impl Machine {
             kvm_dropped: accel::kvm_dropped()
                 .filter(|_| opts.accel == AccelChoice::Auto && accel == Accel::Tcg)
                 .map(|first| KvmDropped::EarlierGuest(Box::new(first.clone()))),
+            slots: None,
         };
         let launched = match machine.launch(accel).await? {
             Launched::Running if accel == Accel::Kvm && opts.accel == AccelChoice::Auto => {

@@ -66,11 +66,35 @@ impl Machine {
         }
     }
 
+    /// Waits for this guest's slots when a slot directory is set (once: a restart under TCG
+    /// keeps them).
+    async fn take_slots(&mut self, accel: Accel) -> Result<(), HarnessError> {
+        let Some(dir) = self.opts.guest_slots.clone() else {
+            return Ok(());
+        };
+        if self.slots.is_some() {
+            return Ok(());
+        }
+        let cpus = self.opts.cpus_for(accel);
+        let held = match crate::slots::try_acquire(&dir, cpus)? {
+            Some(held) => held,
+            None => {
+                self.progress
+                    .send(Event::WaitingForSlot { dir: dir.clone() })
+                    .await;
+                crate::slots::acquire(&dir, cpus).await?
+            }
+        };
+        self.slots = Some(held);
+        Ok(())
+    }
+
     /// Starts QEMU (and the notify channel) under `accel` and connects QMP.
     pub(super) async fn launch(&mut self, accel: Accel) -> Result<Launched, HarnessError> {
         let dir = self.path.clone();
         let files = RunFiles::of(&dir);
         let mut launch = launch_for(&self.bootable, &self.opts, accel, &dir)?;
+        self.take_slots(accel).await?;
         append_kernel_params(&mut launch.env, &self.opts.kernel_params);
         let notify_opts = NotifyOptions {
             choice: self.opts.notify.clone(),

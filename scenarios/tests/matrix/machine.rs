@@ -104,6 +104,7 @@ fn options(format: &Format, images: &Images) -> BootOptions {
     BootOptions {
         cpus: Some(1),
         pair,
+        guest_slots: test_support::threads::guest_slots(),
         ..BootOptions::default()
     }
 }
