@@ -21,7 +21,11 @@ async fn main() -> ExitCode {
     let (Some(name), Some(image)) = (args.next(), args.next()) else {
         return usage();
     };
-    let mut opts = BootOptions::default();
+    // Like the command: a slot directory shared with other runs, if the environment names one.
+    let mut opts = BootOptions {
+        guest_slots: std::env::var_os("NIXGEN_GUEST_SLOTS").map(Into::into),
+        ..BootOptions::default()
+    };
     while let Some(a) = args.next() {
         match a.as_str() {
             "--timeout" => match args.next().and_then(|s| s.parse().ok()) {
