@@ -61,7 +61,10 @@ fn a_check_waits_while_every_slot_is_held_and_boots_once_one_is_free() {
     // The fake guest reaches multi-user in well under a second once started: still running
     // after two seconds, with no QEMU started in its run directory, the command is waiting.
     std::thread::sleep(Duration::from_secs(2));
-    assert!(child.try_wait().unwrap().is_none(), "did not wait for a slot");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "did not wait for a slot"
+    );
     let started_qemu = std::fs::read_dir(&run)
         .unwrap()
         .flatten()
@@ -73,7 +76,11 @@ fn a_check_waits_while_every_slot_is_held_and_boots_once_one_is_free() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(freed.elapsed() < Duration::from_secs(20), "{:?}", freed.elapsed());
+    assert!(
+        freed.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        freed.elapsed()
+    );
     assert!(
         stderr.contains(&format!(
             "waiting for a free guest slot in {}",
