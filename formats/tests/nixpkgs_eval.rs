@@ -67,7 +67,14 @@ impl Paths {
     /// Runs `nix-instantiate --eval --strict --json routes.nix ARGS` through the evaluator, from
     /// the workspace (which the evaluator mounts into its chroot). Ok(stdout) or Err(stderr).
     fn eval(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new(&self.evaluator)
+        let mut command = Command::new(&self.evaluator);
+        // Nix's garbage collector starts with a small heap and collects again and again while
+        // a group's NixOS systems are evaluated; starting at 4 GiB (the resident size a group
+        // reaches anyway) took a quarter less CPU here (lib-4: 8.6 s user against 11.4-13.5 s).
+        if std::env::var_os("GC_INITIAL_HEAP_SIZE").is_none() {
+            command.env("GC_INITIAL_HEAP_SIZE", "4G");
+        }
+        let out = command
             .current_dir(&self.workspace)
             .args([
                 "nix-instantiate",
