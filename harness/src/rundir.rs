@@ -86,10 +86,39 @@ impl RunDir {
         self.path.clone()
     }
 
-    /// Removes the directory now (also done on drop).
+    /// Removes the directory now (also done on drop), as [`remove_all`] does.
     pub fn remove(mut self) {
         if let Some(dir) = self.dir.take() {
-            let _ = dir.close();
+            remove_all(&dir.keep());
+        }
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            remove_all(&dir.keep());
+        }
+    }
+}
+
+/// How long [`remove_all`] keeps trying.
+const REMOVE_FOR: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Removes `path` and everything in it, trying again for up to [`REMOVE_FOR`] while something
+/// still writes into it: a process of the run killed a moment ago (a container's own
+/// processes die after systemd-nspawn, which was waited for) can add a file between the
+/// removal of the last entry and that of the directory, which then fails as not empty.
+pub fn remove_all(path: &Path) {
+    let until = std::time::Instant::now() + REMOVE_FOR;
+    loop {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(_) => return,
         }
     }
 }
@@ -185,6 +214,41 @@ impl RunDir {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_run_dir_still_written_into_is_removed_once_the_writer_stops() {
+        let dir = RunDir::create().unwrap();
+        let path = dir.path().to_path_buf();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::spawn(move || {
+                // As a container's dying processes write deep in its root file system.
+                let mut n = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Level by level (create_dir_all would make the run directory again).
+                    let deep = path.join(format!("var/log/d{}", n % 4));
+                    for dir in [path.join("var"), path.join("var/log"), deep.clone()] {
+                        let _ = std::fs::create_dir(dir);
+                    }
+                    let _ = std::fs::write(deep.join(format!("f{n}")), b"x");
+                    n += 1;
+                }
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let stopper = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            })
+        };
+        dir.remove();
+        stopper.join().unwrap();
+        writer.join().unwrap();
+        assert!(!path.exists(), "{} left behind", path.display());
+    }
+
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
