@@ -165,6 +165,11 @@ lean_boot() {
         systemd-tmpfiles-clean.timer getty@tty1.service; do
         ln -sf /dev/null "$r/etc/systemd/system/$u"
     done
+    # local-fs-pre.target was pulled in by systemd-remount-fs and systemd-tmpfiles-setup-dev,
+    # both masked above; NixOS reaches it, and the matrix's snapshots list the targets a guest
+    # reports (over vsock), so the stand-ins still reach it (a target: costs nothing).
+    mkdir -p "$r/etc/systemd/system/local-fs.target.wants"
+    ln -sf /lib/systemd/system/local-fs-pre.target "$r/etc/systemd/system/local-fs.target.wants/local-fs-pre.target"
     # The journal in /run only: no flush to /var at boot, nothing written to the image.
     printf '# stand-in: the journal in /run only (test cost)\n[Journal]\nStorage=volatile\n' \
         >"$r/etc/systemd/journald.conf.d/standin.conf"
