@@ -162,9 +162,12 @@ lean_boot() {
         systemd-remount-fs.service kmod-static-nodes.service systemd-tmpfiles-setup-dev-early.service \
         systemd-tmpfiles-setup-dev.service systemd-sysctl.service systemd-udev-load-credentials.service \
         systemd-update-utmp.service systemd-binfmt.service e2scrub_reap.service \
-        systemd-tmpfiles-clean.timer getty@tty1.service; do
+        getty@tty1.service; do
         ln -sf /dev/null "$r/etc/systemd/system/$u"
     done
+    # systemd-tmpfiles-clean.timer stays (an idle timer costs nothing at boot): with every timer
+    # masked, timers.target has nothing to wait for and is reached before sysinit.target, which
+    # drops it from the targets the matrix's U-Boot snapshots list (those from sysinit on).
     # local-fs-pre.target was pulled in by systemd-remount-fs and systemd-tmpfiles-setup-dev,
     # both masked above; NixOS reaches it, and the matrix's snapshots list the targets a guest
     # reports (over vsock), so the stand-ins still reach it (a target: costs nothing).
