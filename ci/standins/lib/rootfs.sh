@@ -125,6 +125,100 @@ UNIT
     for t in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer fstrim.timer; do
         ln -sf /dev/null "$r/etc/systemd/system/$t"
     done
+    lean_boot "$r"
+}
+
+# lean_boot DIR: less userspace at boot. For test cost under TCG (one vCPU: every generator,
+# mount and oneshot is a fork+exec on the boot's critical path), not realism: NixOS runs most of
+# these. What stays, and why: udev (coldplug; it loads vmw_vsock_virtio_transport for the vsock
+# notify, and button/evdev/gpio_keys), dbus and systemd-logind (they turn the ACPI or GPIO power
+# button into a poweroff: the `poweroff` scenario), systemd-tmpfiles-setup and
+# systemd-user-sessions (/run/nologin would keep the installer's user `nixos` out), the serial
+# getty arrangement above, modprobe@vmw_vsock_virtio_transport (the harness's drop-in credential
+# wants it). Nothing masked here may leave a failed unit: the console scenario wants
+# `systemctl is-system-running` to say "running". Units and generators that a suite lacks
+# (bookworm's systemd 252 has no ssh or tpm2 generator) are masked all the same: harmless.
+lean_boot() {
+    local r=$1 g u
+    mkdir -p "$r/etc/systemd/system-generators" "$r/etc/systemd/journald.conf.d" "$r/etc/modprobe.d"
+    # Generators with nothing to do here (no SysV scripts, no GPT auto-mounting, no sshd, no TPM,
+    # no resume device, no system update, no rc.local, no systemd.run=); each one runs at every
+    # boot and at every daemon-reload.
+    for g in systemd-sysv-generator systemd-gpt-auto-generator systemd-ssh-generator \
+        systemd-tpm2-generator systemd-hibernate-resume-generator systemd-system-update-generator \
+        systemd-rc-local-generator systemd-run-generator; do
+        ln -sf /dev/null "$r/etc/systemd/system-generators/$g"
+    done
+    # Pseudo file systems and early oneshots nobody in a test guest uses. The root is mounted rw
+    # by the kernel command line (no remount needed), /tmp and /run/lock stay on the root and
+    # /run, /dev is devtmpfs (the static nodes kmod-static-nodes and systemd-tmpfiles-setup-dev
+    # add are for modules that are not loaded), sysctl.d holds only systemd's defaults, the
+    # journal lives in /run (below), nothing needs a random seed saved, utmp is not read.
+    for u in dev-hugepages.mount dev-mqueue.mount sys-kernel-debug.mount sys-kernel-tracing.mount \
+        sys-fs-fuse-connections.mount sys-kernel-config.mount proc-sys-fs-binfmt_misc.automount \
+        tmp.mount run-lock.mount \
+        modprobe@configfs.service modprobe@drm.service modprobe@efi_pstore.service modprobe@fuse.service \
+        systemd-pstore.service systemd-journal-flush.service systemd-random-seed.service \
+        systemd-remount-fs.service kmod-static-nodes.service systemd-tmpfiles-setup-dev-early.service \
+        systemd-tmpfiles-setup-dev.service systemd-sysctl.service systemd-udev-load-credentials.service \
+        systemd-update-utmp.service systemd-binfmt.service e2scrub_reap.service \
+        getty@tty1.service; do
+        ln -sf /dev/null "$r/etc/systemd/system/$u"
+    done
+    # systemd-tmpfiles-clean.timer stays (an idle timer costs nothing at boot): with every timer
+    # masked, timers.target has nothing to wait for and is reached before sysinit.target, which
+    # drops it from the targets the matrix's U-Boot snapshots list (those from sysinit on).
+    # local-fs-pre.target was pulled in by systemd-remount-fs and systemd-tmpfiles-setup-dev,
+    # both masked above; NixOS reaches it, and the matrix's snapshots list the targets a guest
+    # reports (over vsock), so the stand-ins still reach it (a target: costs nothing).
+    mkdir -p "$r/etc/systemd/system/local-fs.target.wants"
+    ln -sf /lib/systemd/system/local-fs-pre.target "$r/etc/systemd/system/local-fs.target.wants/local-fs-pre.target"
+    # The journal in /run only: no flush to /var at boot, nothing written to the image.
+    printf '# stand-in: the journal in /run only (test cost)\n[Journal]\nStorage=volatile\n' \
+        >"$r/etc/systemd/journald.conf.d/standin.conf"
+    # systemd-modules-load has nothing to load (/etc/modules holds only comments; nothing here
+    # writes modules-load.d): without its one file the unit's conditions skip it. A
+    # modules-load= on the kernel command line still starts it.
+    if [ -L "$r/etc/modules-load.d/modules.conf" ] && ! grep -q '^[^#[:space:]]' "$r/etc/modules"; then
+        rm -f "$r/etc/modules-load.d/modules.conf"
+    fi
+    # udev's coldplug loads a module for every CPU feature and device it has an alias for; these
+    # do nothing for a test (KVM inside TCG, CPU crypto and CRC drivers whose generic versions
+    # are built in, pstore, raw PS/2, cpufreq). `blacklist` stops only loading by alias: nothing
+    # that asks for them by name is affected.
+    cat >"$r/etc/modprobe.d/standin-lean.conf" <<'CONF'
+# stand-in (ci/standins/lib/rootfs.sh, lean_boot): modules udev would load by alias for nothing
+blacklist kvm
+blacklist kvm_amd
+blacklist kvm_intel
+blacklist irqbypass
+blacklist crct10dif_pclmul
+blacklist crc32_pclmul
+blacklist ghash_clmulni_intel
+blacklist polyval_clmulni
+blacklist sha1_ssse3
+blacklist sha256_ssse3
+blacklist sha512_ssse3
+blacklist aesni_intel
+blacklist efi_pstore
+blacklist serio_raw
+blacklist powernow_k8
+blacklist acpi_cpufreq
+blacklist sha1_ce
+blacklist sha2_ce
+blacklist sha256_arm64
+blacklist sha512_ce
+blacklist sha512_arm64
+blacklist sha3_ce
+blacklist aes_ce_blk
+blacklist aes_ce_cipher
+blacklist aes_neon_blk
+blacklist ghash_ce
+blacklist polyval_ce
+blacklist crct10dif_ce
+blacklist sm3_ce
+blacklist sm4_ce
+CONF
 }
 
 # kernel_of DIR / initrd_of DIR: the one kernel and initramfs of a root file system.
