@@ -86,7 +86,8 @@ impl RunDir {
         self.path.clone()
     }
 
-    /// Removes the directory now (also done on drop), as [`remove_all`] does.
+    /// Removes the directory now (also done on drop), trying again for a few seconds while a
+    /// process of the run that was just killed still writes into it.
     pub fn remove(mut self) {
         if let Some(dir) = self.dir.take() {
             remove_all(&dir.keep());
@@ -102,14 +103,14 @@ impl Drop for RunDir {
     }
 }
 
-/// How long [`remove_all`] keeps trying.
+/// How long `remove_all` keeps trying.
 const REMOVE_FOR: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Removes `path` and everything in it, trying again for up to [`REMOVE_FOR`] while something
+/// Removes `path` and everything in it, trying again for up to `REMOVE_FOR` while something
 /// still writes into it: a process of the run killed a moment ago (a container's own
 /// processes die after systemd-nspawn, which was waited for) can add a file between the
 /// removal of the last entry and that of the directory, which then fails as not empty.
-pub fn remove_all(path: &Path) {
+fn remove_all(path: &Path) {
     let until = std::time::Instant::now() + REMOVE_FOR;
     loop {
         match std::fs::remove_dir_all(path) {
