@@ -228,7 +228,14 @@ mod tests {
             a.write_all(b"bcdefghijklmnop").await.unwrap();
             a
         });
-        let raw = read_message(&mut b, fast()).await.unwrap();
+        // The second piece comes 10 ms after the first; the idle limit is far longer, so a
+        // loaded machine that runs this test late cannot end the message between the two (the
+        // size cap ends it, not the idle time).
+        let limits = ReadLimits {
+            idle: Duration::from_secs(10),
+            ..fast()
+        };
+        let raw = read_message(&mut b, limits).await.unwrap();
         assert_eq!(raw, b"STATUS=abcdefghi");
         drop(writer.await.unwrap());
     }
