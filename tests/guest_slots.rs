@@ -3,35 +3,22 @@
 //! the directory, a `--check` starts no guest and says why; once a slot is free it boots.
 //! Needs python3 (the fake QEMU).
 
-use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use nix::fcntl::{Flock, FlockArg};
 
 fn fake_qemu() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("harness/tests/fake-qemu")
 }
 
-/// Locks every slot of `dir` (one per core, as the command counts them), as another
-/// process's guests would.
-fn hold_every_slot(dir: &Path) -> Vec<Flock<File>> {
-    std::fs::create_dir_all(dir).unwrap();
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    (0..cores)
-        .map(|i| {
-            let f = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(dir.join(format!("slot-{i}")))
-                .unwrap();
-            Flock::lock(f, FlockArg::LockExclusiveNonblock)
-                .map_err(|(_, e)| e)
-                .unwrap()
-        })
-        .collect()
+/// Takes every slot of `dir` (one per core) through the harness, as another process's guests
+/// would: flocks on other open file descriptions of the same files, so the command cannot
+/// take them.
+fn hold_every_slot(dir: &Path) -> harness::slots::Held {
+    let all = u32::try_from(harness::slots::total()).unwrap();
+    harness::slots::try_acquire(dir, all)
+        .unwrap()
+        .expect("a fresh slot directory has every slot free")
 }
 
 #[test]

@@ -9,8 +9,12 @@ const RESERVE_MIB: u64 = 2048;
 
 /// The number of guests of `memory_mib` and `cpus` vCPUs each that fit on this machine now.
 pub fn guests_that_fit(memory_mib: u32, cpus: u32) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    cap(cores, available_mib(), memory_mib, cpus)
+    cap(cores(), available_mib(), memory_mib, cpus)
+}
+
+/// This machine's cores (at least one).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// [`guests_that_fit`] for given cores and available memory (MiB, if known).

@@ -32,31 +32,38 @@ pub struct Held {
 
 /// How many slots a slot directory has on this machine: one per core.
 pub fn total() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
+    crate::capacity::cores()
 }
 
 /// Takes `cpus` slots of `dir` (at most [`total`], at least one) if they are free now.
 pub fn try_acquire(dir: &Path, cpus: u32) -> Result<Option<Held>, HarnessError> {
-    let total = total();
-    let want = usize::try_from(cpus).unwrap_or(usize::MAX).clamp(1, total);
+    let want = prepare(dir, cpus)?;
+    try_take(dir, total(), want)
+}
+
+/// Takes `cpus` slots of `dir` as [`try_acquire`] does, waiting as long as others hold them.
+/// Dropping the future while it waits holds nothing.
+pub async fn acquire(dir: &Path, cpus: u32) -> Result<Held, HarnessError> {
+    let want = prepare(dir, cpus)?;
+    loop {
+        if let Some(held) = try_take(dir, total(), want)? {
+            return Ok(held);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Makes `dir` if it is missing; returns how many slots a guest of `cpus` vCPUs takes.
+fn prepare(dir: &Path, cpus: u32) -> Result<usize, HarnessError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         HarnessError::io(
             format!("create the guest slot directory {}", dir.display()),
             e,
         )
     })?;
-    try_take(dir, total, want)
-}
-
-/// Takes `cpus` slots of `dir` as [`try_acquire`] does, waiting as long as others hold them.
-/// Dropping the future while it waits holds nothing.
-pub async fn acquire(dir: &Path, cpus: u32) -> Result<Held, HarnessError> {
-    loop {
-        if let Some(held) = try_acquire(dir, cpus)? {
-            return Ok(held);
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    Ok(usize::try_from(cpus)
+        .unwrap_or(usize::MAX)
+        .clamp(1, total()))
 }
 
 /// One pass over the slot files: `want` of them locked, or none kept.
