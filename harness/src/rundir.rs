@@ -88,10 +88,8 @@ impl RunDir {
 
     /// Removes the directory now (also done on drop), trying again for a few seconds while a
     /// process of the run that was just killed still writes into it.
-    pub fn remove(mut self) {
-        if let Some(dir) = self.dir.take() {
-            remove_all(&dir.keep());
-        }
+    pub fn remove(self) {
+        drop(self);
     }
 }
 
@@ -215,6 +213,9 @@ impl RunDir {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
     #[test]
     fn a_run_dir_still_written_into_is_removed_once_the_writer_stops() {
         let dir = RunDir::create().unwrap();
@@ -249,9 +250,6 @@ mod tests {
         writer.join().unwrap();
         assert!(!path.exists(), "{} left behind", path.display());
     }
-
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn private_short_and_removed_unless_kept() {
