@@ -29,6 +29,8 @@ const HASHED: &[&str] = &["raw-efi", "qcow"];
 /// Good stand-ins that tests/check.rs boots through the command, with the same checks of the
 /// verdict and of what is left behind: not booted again here.
 const BOOTED_BY_THE_COMMAND_TESTS: &[&str] = &["old-systemd"];
+/// aarch64 stand-ins booted here: an emulated CPU, so never KVM, whatever `auto` finds.
+const AARCH64_UEFI: &[&str] = &["raw-efi-aarch64", "qcow-efi-aarch64", "iso-aarch64"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_standin_gets_its_verdict() {
@@ -175,6 +177,9 @@ async fn boot_one(dir: &Path, s: &Standin) -> Result<String, String> {
                 ));
             }
         }
+    }
+    if AARCH64_UEFI.contains(&s.name.as_str()) && verdict.accel != harness::Accel::Tcg {
+        problems.push(format!("an aarch64 guest ran under {}", verdict.accel));
     }
     if let (Some(reason), Some(at)) = (expect, verdict_at) {
         if let Some(p) = detection_latency(reason, &verdict, &clock, at) {
