@@ -25,7 +25,9 @@
   src,
   version,
   runTests ? false,
-  # nixpkgs' source, for the module-level Nix tests (formats/tests/nix/check-modules.nix).
+  # nixpkgs' source, for the module-level Nix tests (formats/tests/nix/check-modules.nix); only
+  # the tests' derivation refers to it (where nixpkgs is not in the store yet, `${path}` copies
+  # all of it there).
   path ? null,
 }:
 let
@@ -76,7 +78,7 @@ rustPlatform.buildRustPackage {
     runHook preCheck
     export HOME=$TMPDIR NIX_STATE_DIR=$TMPDIR/nix-state CI=true INSTA_UPDATE=no
     export NIXGEN_TEST_PRIVATE_STORE=1
-    ${lib.optionalString (path != null) "export NIXGEN_NIXPKGS_LIB=${path}/lib"}
+    ${lib.optionalString (runTests && path != null) "export NIXGEN_NIXPKGS_LIB=${path}/lib"}
     cargo test --offline -p nixos-generate --bins --test cli --test readme
     cargo test --offline -p formats
     cargo test --offline -p harness -p scenarios --lib
