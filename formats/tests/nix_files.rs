@@ -14,7 +14,7 @@ fn nix_files(dir: &Path, out: &mut Vec<PathBuf>) {
             continue;
         }
         let kind = entry.file_type().unwrap();
-        // formats/tests/eval/user-flake/nixpkgs-source links into nix-eval's chroot.
+        // formats/tests/eval/user-flake/nixpkgs/source links into nix-eval's chroot.
         if kind.is_symlink() {
             continue;
         }

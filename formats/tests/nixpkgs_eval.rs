@@ -3,7 +3,7 @@
 //! Each group of routes is one Nix process (an attribute set of derivation paths, `--strict`);
 //! groups run two at a time. A failing route is evaluated again alone, so its trial shows Nix's
 //! own error. Besides "it evaluates", a trial checks that the file nixpkgs says the build will
-//! produce matches the registry's `output` glob, and (group disk-size) that `--disk-size`
+//! produce matches the registry's `output` glob, and (routes disk-size/F) that `--disk-size`
 //! changes the derivation exactly for the formats whose registry entry says `disk_size = true`.
 //!
 //! Without the evaluator (a user's clone has no `../shared`) every trial is ignored, naming it.
@@ -27,7 +27,7 @@ struct Outcome {
     ok: bool,
     drv: Option<String>,
     file: Option<String>,
-    /// Group disk-size: whether `--disk-size` changed the derivation.
+    /// Routes disk-size/F: whether `--disk-size` changed the derivation.
     changed: Option<bool>,
 }
 
@@ -48,6 +48,8 @@ struct Paths {
     workspace: PathBuf,
     evaluator: PathBuf,
     routes: PathBuf,
+    /// `-I nixpkgs-overlays=` for every Nix process (see the file).
+    overlay: PathBuf,
 }
 
 impl Paths {
@@ -60,6 +62,7 @@ impl Paths {
         Paths {
             evaluator: workspace.join("../shared/nixpkgs-eval/nix-eval"),
             routes: formats.join("tests/eval/routes.nix"),
+            overlay: formats.join("tests/eval/small-path-overlay.nix"),
             workspace,
         }
     }
@@ -82,7 +85,9 @@ impl Paths {
                 "--eval",
                 "--strict",
                 "--json",
+                "-I",
             ])
+            .arg(format!("nixpkgs-overlays={}", self.overlay.display()))
             .arg(&self.routes)
             .args(args)
             .output()

@@ -90,6 +90,11 @@ let
       }) (formatsOn system)
     );
 
+  # `nixos-generate -f F` with the bundled configuration, x86_64: one attribute set, so that the
+  # routes that need the same image (cli/F and disk-size/F's comparison) share one evaluation
+  # when they are in one Nix process.
+  bundled = entry { configuration = toString ./configs/bundled.nix; };
+
   cli =
     args: name:
     (entry (
@@ -100,11 +105,24 @@ let
     )).${name};
 
   groups = {
-    # `nixos-generate -f F` with the bundled configuration, x86_64 and aarch64.
+    # `nixos-generate -f F` with the bundled configuration, x86_64 and aarch64, and
+    # `--disk-size`: whether the derivation changes is compared with the registry's disk_size.
+    # One group, cut by format (see `chunked`), so that disk-size/F reuses cli/F's evaluation.
     cli =
-      perFormat "cli" "x86_64-linux" (fmt: result (cli { } fmt.name))
+      perFormat "cli" "x86_64-linux" (fmt: result bundled.${fmt.name})
       // perFormat "cli-aarch64" "aarch64-linux" (
         fmt: result (cli { system = "aarch64-linux"; } fmt.name)
+      )
+      // perFormat "disk-size" "x86_64-linux" (
+        fmt:
+        let
+          sized = (cli { diskSize = "7777"; } fmt.name).drvPath;
+        in
+        {
+          drv = sized;
+          file = null;
+          changed = sized != bundled.${fmt.name}.drvPath;
+        }
       );
 
     # The scenarios' configuration (what the NixOS matrix and its boot tests build).
@@ -122,13 +140,6 @@ let
         } fmt.name
       )
     );
-
-    # `--disk-size`: whether the derivation changes is compared with the registry's disk_size.
-    disk-size = perFormat "disk-size" "x86_64-linux" (fmt: {
-      drv = (cli { diskSize = "7777"; } fmt.name).drvPath;
-      file = null;
-      changed = (cli { diskSize = "7777"; } fmt.name).drvPath != (cli { } fmt.name).drvPath;
-    });
 
     # `--flake path#host` (a real host), `--format-path`, and the flake's own outputs.
     flake =
@@ -278,7 +289,6 @@ let
           modules = [
             ngFlake.nixosModules.all-formats
             ./user-flake/host.nix
-            ./user-flake/small-channel.nix
             { nixpkgs.hostPlatform = "x86_64-linux"; }
             {
               formatConfigs = lib.mapAttrs (_: o: if o == null then { } else o) imageOptions;
@@ -303,8 +313,7 @@ let
             modules = [
               ngFlake.nixosModules.all-formats
               ./user-flake/host.nix
-              ./user-flake/small-channel.nix
-              { nixpkgs.hostPlatform = "x86_64-linux"; }
+                { nixpkgs.hostPlatform = "x86_64-linux"; }
               extra
             ];
           };
@@ -372,24 +381,34 @@ let
   all = lib.foldl' (acc: g: acc // g) { } (builtins.attrValues groups);
 
   # Groups of at most 16 routes: one Nix process's memory grows with every NixOS evaluation it
-  # keeps (about 0.15 GB each), and smaller groups spread better over the cores.
+  # keeps (about 0.15 GB each), and smaller groups spread better over the cores. A format's
+  # routes of one group (cli/F, cli-aarch64/F, disk-size/F: the name after the last `/`) stay
+  # in one process, so that they share what they have in common.
   chunked = lib.concatMapAttrs (
     name: routes:
     let
+      byFormat = builtins.attrValues (builtins.groupBy baseNameOf (builtins.attrNames routes));
       parts = lib.imap1 (i: part: {
         name = "${name}-${toString i}";
         value = lib.getAttrs part routes;
-      }) (chunksOf 16 (builtins.attrNames routes));
+      }) (packInto 16 byFormat);
     in
     if builtins.length parts == 1 then { ${name} = routes; } else builtins.listToAttrs parts
   ) groups;
 
-  chunksOf =
-    n: list:
-    if list == [ ] then
-      [ ]
-    else
-      [ (lib.take n list) ] ++ chunksOf n (lib.drop n list);
+  # Packs lists of names, in order, into chunks of at most n names (a longer list alone).
+  packInto =
+    n: lists:
+    lib.foldl' (
+      chunks: names:
+      let
+        last = lib.last chunks;
+      in
+      if chunks != [ ] && builtins.length last + builtins.length names <= n then
+        lib.init chunks ++ [ (last ++ names) ]
+      else
+        chunks ++ [ names ]
+    ) [ ] lists;
 in
 if only != null then
   all.${only} or (throw "routes.nix: no route ${only}")

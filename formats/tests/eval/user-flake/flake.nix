@@ -1,7 +1,7 @@
 # A user's flake for the `--flake` route of the evaluation tests (routes.nix): a real host
 # (./host.nix: its own root file system, boot loader, host name) whose nixpkgs input is the
 # snapshot (./nixpkgs, a subdirectory, so the relative input survives the flake's copy into
-# the store).
+# the store; its `lib.nixosSystem` keeps `pkgs.path` small, see ./nixpkgs/flake.nix).
 {
   inputs.nixpkgs.url = "path:./nixpkgs";
   outputs =
@@ -12,7 +12,6 @@
         nixpkgs.lib.nixosSystem {
           modules = [
             ./host.nix
-            ./small-channel.nix
             { nixpkgs.hostPlatform = system; }
           ];
         };
