@@ -62,7 +62,7 @@ impl Paths {
         Paths {
             evaluator: workspace.join("../shared/nixpkgs-eval/nix-eval"),
             routes: formats.join("tests/eval/routes.nix"),
-            overlay: formats.join("tests/eval/small-path-overlay.nix"),
+            overlay: formats.join("tests/eval/user-flake/nixpkgs/small-path.nix"),
             workspace,
         }
     }

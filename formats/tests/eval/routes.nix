@@ -313,12 +313,12 @@ let
             modules = [
               ngFlake.nixosModules.all-formats
               ./user-flake/host.nix
-                { nixpkgs.hostPlatform = "x86_64-linux"; }
+              { nixpkgs.hostPlatform = "x86_64-linux"; }
               extra
             ];
           };
-        kexec = cli { } "kexec";
-        bundle = cli { } "kexec-bundle";
+        kexec = bundled.kexec;
+        bundle = bundled.kexec-bundle;
         overridden = ngFlake.lib.nixosGenerate {
           system = "x86_64-linux";
           format = "iso";
@@ -358,7 +358,7 @@ let
             (result forced.config.formats.only);
         "compat/virtualbox-disk-auto" =
           let
-            vbox = cli { } "virtualbox";
+            vbox = bundled.virtualbox;
           in
           expect "virtualbox without --disk-size is \"auto\", not nixpkgs' 50 GiB" (
             vbox.passthru.config.virtualisation.diskSize == "auto"

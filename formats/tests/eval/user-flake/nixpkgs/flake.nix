@@ -4,11 +4,8 @@
 # impurely (`--impure`), so importing /nixpkgs is allowed. `outPath` is a string, so nothing
 # that interpolates it (nixpkgs.flake.source) copies the tree either.
 #
-# One change to nixpkgs' outputs: every system `lib.nixosSystem` evaluates gets `pkgs.path` =
-# ./source (symbolic links to /nixpkgs's top-level entries), as ../small-channel.nix gives the
-# classic entry's systems. Otherwise every image with a channel (make-disk-image's copyChannel,
-# installer/cd-dvd/channel.nix) copies all of nixpkgs into the store once per image: half a
-# minute of disk writes each, most of the tier's time when the flake's boot checks had them.
+# One change to nixpkgs' outputs: every system `lib.nixosSystem` evaluates gets the small
+# `pkgs.path` of ./small-path.nix (which says why).
 {
   description = "nixpkgs snapshot for nixos-generate's evaluation tests";
   outputs =
@@ -22,7 +19,7 @@
         };
       };
       smallChannel = {
-        nixpkgs.overlays = [ (final: prev: { path = ./source; }) ];
+        nixpkgs.overlays = [ (import ./small-path.nix) ];
       };
     in
     nixpkgs
