@@ -160,7 +160,11 @@ pub async fn check_all(
         opts.memory_mib,
         opts.cpus_for(harness::Accel::Tcg),
     )));
-    let opts = Arc::new(opts);
+    // A lone guest may take a second vCPU under TCG where two cores are idle.
+    let opts = Arc::new(BootOptions {
+        idle_cores: targets.len() == 1,
+        ..opts
+    });
     let mut tasks = JoinSet::new();
     for (index, target) in targets.into_iter().enumerate() {
         let (on_event, permits, opts) = (on_event.clone(), permits.clone(), opts.clone());

@@ -101,7 +101,9 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(64..=4_194_304))]
     pub memory: u32,
 
-    /// Guest CPUs for --run/--check [default: 1 under TCG, 2 under KVM].
+    /// Guest CPUs for --run/--check [default: 2 under KVM; under TCG 1, and 2 for a lone
+    /// x86_64 --check when two cores are idle (restarted with 1 if its kernel oopses on a
+    /// stale int3)].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=255))]
     pub cpus: Option<u32>,
 

@@ -41,6 +41,10 @@ impl Progress {
             Event::Restarted { accel, why } => {
                 format!("KVM failed ({why}); started again under {accel}")
             }
+            Event::RestartedWithOneVcpu { .. } => {
+                "the kernel oopsed on a stale int3 with two vCPUs under TCG; started again with one"
+                    .to_string()
+            }
             Event::Milestone(m) => format!("{} at {}", milestone_name(m.kind), secs(m.at)),
             Event::Verdict(v) => match v.reason() {
                 None => format!("reached multi-user after {}", secs(v.elapsed)),

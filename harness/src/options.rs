@@ -63,6 +63,12 @@ pub struct BootOptions {
     /// A slot directory shared with other processes ([`crate::slots`]): the guest waits for
     /// a free slot per vCPU before it starts. `None`: only this process's own cap applies.
     pub guest_slots: Option<PathBuf>,
+    /// This guest is the only one its process runs (`--check` of one image): under TCG, with
+    /// no [`cpus`](Self::cpus) given and no [`guest_slots`](Self::guest_slots), an x86_64 guest
+    /// gets two vCPUs when the machine has two cores idle ([`crate::capacity::idle_cores`]),
+    /// and is started again with one if its kernel then oopses on a stale `int3`
+    /// ([`default_cpus`] says why).
+    pub idle_cores: bool,
 }
 
 impl Default for BootOptions {
@@ -82,6 +88,7 @@ impl Default for BootOptions {
             kernel_params: Vec::new(),
             system: None,
             guest_slots: None,
+            idle_cores: false,
         }
     }
 }
@@ -96,7 +103,8 @@ pub fn default_timeout(accel: crate::Accel) -> Duration {
     }
 }
 
-/// The default number of guest CPUs for an accelerator: 2 under KVM, 1 under TCG.
+/// The default number of guest CPUs for an accelerator: 2 under KVM, 1 under TCG (a lone
+/// guest may get two, [`BootOptions::idle_cores`]).
 ///
 /// One under TCG because multi-threaded TCG (QEMU 7.2 here) crashed two-vCPU x86 guests at
 /// random, most likely because a vCPU runs a stale `int3` that the kernel's live patching (`text_poke_bp`, which

@@ -162,6 +162,9 @@ run_files! {
     kvm_stderr => "kvm.stderr",
     /// The QMP log of that attempt.
     kvm_qmp_log => "kvm-qmp.log",
+    /// The serial console of an attempt under TCG with two vCPUs whose kernel oopsed on a stale
+    /// `int3`, when the guest was started again with one.
+    smp_serial_log => "smp-serial.log",
     /// vhost-device-vsock's vhost-user socket (QEMU connects to it).
     vhost_sock => "vhost.sock",
     /// vhost-device-vsock's unix socket prefix (guest port P arrives at `vsock_P`).

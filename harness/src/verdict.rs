@@ -219,6 +219,12 @@ pub struct Verdict {
     /// Why KVM was dropped for this guest: it (or an earlier guest of this process) died of KVM
     /// under `--accel auto` and was restarted under TCG. In JSON the text of the reason.
     pub kvm_dropped: Option<KvmDropped>,
+    /// The guest's vCPUs (`None` for a container).
+    pub vcpus: Option<u32>,
+    /// The kernel's oops line when a guest given two vCPUs under TCG oopsed on a stale `int3`
+    /// and was started again with one ([`crate::BootOptions::idle_cores`]); that attempt's
+    /// console is `smp-serial.log` in the run directory.
+    pub vcpus_dropped: Option<String>,
     /// The channel that decided.
     pub source: ReadinessSource,
     /// The firmware that started the guest.
@@ -307,6 +313,12 @@ pub enum Event {
         accel: Accel,
         /// Why the first one was dropped.
         why: KvmDropped,
+    },
+    /// The kernel of a guest given two vCPUs under TCG oopsed on a stale `int3`, and QEMU was
+    /// started again with one vCPU ([`crate::BootOptions::idle_cores`]).
+    RestartedWithOneVcpu {
+        /// The kernel's oops line.
+        oops: String,
     },
     /// A boot stage was reached.
     Milestone(Milestone),

@@ -3,7 +3,9 @@
 //! a KVM internal error (QMP `STOP`, status `internal-error`) and the MSR abort at start end as
 //! `accelerator-failure` when KVM was asked for, and restart the guest under TCG under `auto`
 //! (every later `auto` guest then starts under TCG); a QEMU killed mid-boot is `qemu-exited`
-//! within 2 s; a closed QMP socket does not make the harness spin, and the deadline still holds.
+//! within 2 s; a closed QMP socket does not make the harness spin, and the deadline still holds;
+//! a lone guest given two vCPUs under TCG whose kernel oopses on a stale `int3` is started again
+//! with one.
 //! The fake needs python3; the `auto` test needs /dev/kvm (the probe's first check).
 
 mod common;
@@ -93,6 +95,45 @@ async fn kvm_internal_error_is_an_accelerator_failure_at_once() {
         "an explicit --accel kvm never falls back"
     );
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}
+
+fn smp(v: &Verdict) -> &str {
+    let at = v.qemu_args.iter().position(|a| a == "-smp").expect("-smp");
+    &v.qemu_args[at + 1]
+}
+
+#[tokio::test]
+async fn a_stale_int3_with_two_vcpus_restarts_the_guest_with_one() {
+    let _one = ONE.lock().await;
+    // Two idle cores, whatever else runs beside the test (no other test of this binary sets
+    // `idle_cores`, so none reads it).
+    std::env::set_var("NIXGEN_IDLE_CORES", "2");
+    let lone = BootOptions {
+        idle_cores: true,
+        ..opts("int3", AccelChoice::Tcg)
+    };
+    let v = boot(&lone).await;
+    assert!(v.is_ready(), "{:?}", v.outcome);
+    assert_eq!(
+        v.vcpus_dropped.as_deref(),
+        Some("[    9.104526] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI")
+    );
+    assert_eq!((smp(&v), v.vcpus), ("1", Some(1)));
+
+    // Two vCPUs the caller asked for: the oops is the verdict.
+    let v = boot(&BootOptions {
+        cpus: Some(2),
+        ..lone.clone()
+    })
+    .await;
+    assert_eq!(failure(&v).0, Reason::KernelPanic);
+    assert_eq!((v.vcpus_dropped.as_deref(), smp(&v)), (None, "2"));
+
+    // Not idle: one vCPU from the start.
+    std::env::set_var("NIXGEN_IDLE_CORES", "1");
+    let v = boot(&lone).await;
+    assert!(v.is_ready(), "{:?}", v.outcome);
+    assert_eq!((v.vcpus_dropped.as_deref(), smp(&v)), (None, "1"));
 }
 
 #[tokio::test]

@@ -100,6 +100,8 @@ mod tests {
             outcome,
             accel: Accel::Tcg,
             kvm_dropped: None,
+            vcpus: Some(1),
+            vcpus_dropped: None,
             source: ReadinessSource::Vsock,
             firmware: Firmware::Uefi,
             transport: TransportKind::SerialOnly,

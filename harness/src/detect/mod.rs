@@ -9,7 +9,7 @@ pub mod text;
 
 use std::time::Duration;
 
-pub use text::{strip_ansi, tail_lines, Finding, TextDetector, KERNEL_TIMESTAMP};
+pub use text::{int3_oops, strip_ansi, tail_lines, Finding, TextDetector, KERNEL_TIMESTAMP};
 
 use crate::notify::{self, NotifyMessage, NotifyState};
 use crate::qemu::QemuExit;

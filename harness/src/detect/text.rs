@@ -196,6 +196,16 @@ impl TextDetector {
 /// being printed, so readers of console text recognise them with this one pattern.
 pub const KERNEL_TIMESTAMP: &str = r"\[ *\d+\.\d{6}\] ";
 
+/// True for the kernel's report of an oops on a breakpoint (`int3`) trap: `Oops: int3: 0000
+/// [#1] PREEMPT SMP NOPTI` (Linux 6.x), `int3: 0000 [#1] SMP` (older). Under multi-threaded TCG
+/// a vCPU can run a stale `int3` that the kernel's live patching has already removed
+/// ([`crate::options::default_cpus`]).
+pub fn int3_oops(line: &str) -> bool {
+    static P: OnceLock<Regex> = OnceLock::new();
+    P.get_or_init(|| Regex::new(r"\bint3: [0-9a-f]{4} \[#\d+\]").expect("valid pattern"))
+        .is_match(line)
+}
+
 /// Removes ANSI/VT100 escape sequences, carriage returns and the other control characters
 /// except newline and tab (the `strip-ansi-escapes` crate, a VT parser; it keeps only newlines
 /// of the controls, so tabs are kept around it).
@@ -220,6 +230,18 @@ pub fn tail_lines(text: &str, n: usize) -> String {
 mod tests {
     use super::*;
     use MilestoneKind as M;
+
+    #[test]
+    fn int3_oopses_in_both_spellings_and_nothing_else() {
+        assert!(int3_oops(
+            "[   11.482311] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI"
+        ));
+        assert!(int3_oops("[    3.1] int3: 0000 [#1] SMP"));
+        assert!(!int3_oops(
+            "[    3.1] Oops: general protection fault, probably for non-canonical address"
+        ));
+        assert!(!int3_oops("systemd[1]: Started int3: 0000 tests."));
+    }
 
     fn one(lines: &[&str]) -> Vec<Finding> {
         let mut d = TextDetector::new();

@@ -69,6 +69,13 @@ pub struct Machine {
     bootable: Bootable,
     opts: BootOptions,
     kvm_dropped: Option<KvmDropped>,
+    /// The vCPUs of the running launch.
+    vcpus: u32,
+    /// The `int3` oops line that ended a two-vCPU attempt under TCG (the guest then runs
+    /// with one).
+    vcpus_dropped: Option<String>,
+    /// Such a line seen by the running launch, not yet acted on.
+    int3_oops: Option<String>,
     /// The guest slots held while QEMU runs ([`crate::slots`]), when a slot directory is set.
     slots: Option<crate::slots::Held>,
 }
@@ -166,6 +173,9 @@ impl Machine {
             kvm_dropped: accel::kvm_dropped()
                 .filter(|_| opts.accel == AccelChoice::Auto && accel == Accel::Tcg)
                 .map(|first| KvmDropped::EarlierGuest(Box::new(first.clone()))),
+            vcpus: opts.cpus_for(accel),
+            vcpus_dropped: None,
+            int3_oops: None,
             slots: None,
         };
         let launched = match machine.launch(accel).await? {
@@ -228,6 +238,22 @@ impl Machine {
                 };
             }
         }
+        if let Some(line) = self
+            .int3_oops
+            .take()
+            .filter(|_| decision.outcome != Outcome::Ready)
+        {
+            decision = match self.restart_with_one_vcpu(line).await {
+                Ok(()) => self.decide().await,
+                Err(e) => Decision {
+                    outcome: Outcome::Failed {
+                        reason: Reason::QemuExited,
+                        detail: format!("restart with one vCPU failed: {e}"),
+                    },
+                    source: ReadinessSource::None,
+                },
+            };
+        }
         let qemu_alive = self.qemu.as_mut().is_some_and(|q| q.try_exited().is_none());
         if decision.outcome != Outcome::Ready && qemu_alive && self.qmp.is_some() {
             if let Ok(Ok(p)) = tokio::time::timeout(Duration::from_secs(3), self.screenshot()).await
@@ -241,6 +267,8 @@ impl Machine {
             outcome: decision.outcome,
             accel: self.accel,
             kvm_dropped: self.kvm_dropped.clone(),
+            vcpus: (self.accel != Accel::None).then_some(self.vcpus),
+            vcpus_dropped: self.vcpus_dropped.clone(),
             source: decision.source,
             firmware: self.firmware,
             transport: self.transport,
@@ -379,11 +407,23 @@ impl Machine {
     /// Reads the console and firmware logs and feeds what is new to the judge.
     fn drain_console(&mut self, last_partial: &mut [String; 3]) -> Option<Decision> {
         let at = self.started.elapsed();
+        let smp_fallback = self.smp_fallback();
         let mut decision = None;
         for (console, last) in self.consoles.iter_mut().zip(last_partial.iter_mut()) {
             for line in console.read_lines() {
                 if self.progress.wanted() {
                     self.progress.chatter(Event::Serial(line.clone()));
+                }
+                if self.int3_oops.is_none() && smp_fallback && crate::detect::int3_oops(&line) {
+                    // Decided here: the guest is started again with one vCPU (wait_ready).
+                    self.int3_oops = Some(line.trim().to_string());
+                    decision = decision.or(Some(Decision {
+                        outcome: Outcome::Failed {
+                            reason: Reason::KernelPanic,
+                            detail: format!("stale int3 under multi-threaded TCG: {}", line.trim()),
+                        },
+                        source: ReadinessSource::Serial,
+                    }));
                 }
                 decision = decision.or_else(|| self.judge.feed(Signal::Line(&line), at));
             }

@@ -12,7 +12,7 @@ use crate::detect::{Judge, Signal};
 use crate::image::Bootable;
 use crate::launch::launch_for;
 use crate::notify::{NotifyChannel, NotifyOptions};
-use crate::options::{AccelChoice, NotifyChoice};
+use crate::options::{AccelChoice, BootOptions, NotifyChoice};
 use crate::qemu::{tail, QemuProcess};
 use crate::qmp::{ConnectFailure, Qmp, QmpEvent};
 use crate::rundir::RunDir;
@@ -93,7 +93,12 @@ impl Machine {
     pub(super) async fn launch(&mut self, accel: Accel) -> Result<Launched, HarnessError> {
         let dir = self.path.clone();
         let files = RunFiles::of(&dir);
-        let mut launch = launch_for(&self.bootable, &self.opts, accel, &dir)?;
+        self.vcpus = self.vcpus_for(accel);
+        let opts = BootOptions {
+            cpus: Some(self.vcpus),
+            ..self.opts.clone()
+        };
+        let mut launch = launch_for(&self.bootable, &opts, accel, &dir)?;
         self.take_slots(accel).await?;
         append_kernel_params(&mut launch.env, &self.opts.kernel_params);
         let notify_opts = NotifyOptions {
@@ -205,6 +210,53 @@ impl Machine {
             .await;
         self.kvm_dropped = Some(why);
         match self.launch(Accel::Tcg).await? {
+            Launched::Running => Ok(()),
+            Launched::KvmFailed(_) => unreachable!("only a KVM launch can fail of KVM"),
+        }
+    }
+}
+
+impl Machine {
+    /// The vCPUs of a launch under `accel`: the options' ([`BootOptions::cpus_for`]), or two
+    /// for a lone x86_64 guest under TCG on a machine with two idle cores
+    /// ([`BootOptions::idle_cores`]) that has not yet oopsed on a stale `int3`.
+    fn vcpus_for(&self, accel: Accel) -> u32 {
+        let spare = accel == Accel::Tcg
+            && self.opts.idle_cores
+            && self.opts.cpus.is_none()
+            && self.opts.guest_slots.is_none()
+            && !self.bootable.is_foreign()
+            && self.vcpus_dropped.is_none();
+        match spare && crate::capacity::idle_cores() >= 2 {
+            true => 2,
+            false => self.opts.cpus_for(accel),
+        }
+    }
+
+    /// Whether an `int3` oops on the console restarts the guest with one vCPU: it runs under
+    /// TCG with more than one that the harness chose, not the caller.
+    pub(super) fn smp_fallback(&self) -> bool {
+        self.accel == Accel::Tcg && self.vcpus > 1 && self.opts.cpus.is_none()
+    }
+
+    /// Stops the guest whose kernel oopsed on a stale `int3` with two vCPUs under TCG, keeps its
+    /// console as `smp-serial.log`, and starts it again with one vCPU (a new snapshot overlay;
+    /// its slots, if any, are kept).
+    pub(super) async fn restart_with_one_vcpu(&mut self, oops: String) -> Result<(), HarnessError> {
+        self.qmp = None;
+        if let Some(q) = self.qemu.take() {
+            q.stop().await;
+        }
+        if let Some(n) = self.notify.take() {
+            n.close().await;
+        }
+        let files = RunFiles::of(&self.path);
+        let _ = std::fs::rename(files.serial_log(), files.smp_serial_log());
+        self.progress
+            .send(Event::RestartedWithOneVcpu { oops: oops.clone() })
+            .await;
+        self.vcpus_dropped = Some(oops);
+        match self.launch(self.accel).await? {
             Launched::Running => Ok(()),
             Launched::KvmFailed(_) => unreachable!("only a KVM launch can fail of KVM"),
         }
