@@ -54,7 +54,8 @@ pub enum Bootable {
         disk: PathBuf,
         /// How the platform attaches it.
         bus: crate::diskboot::DiskBus,
-        /// A fresh swap disk in the run directory, attached second (Linode's `sdb`).
+        /// A fresh swap disk in the run directory, added once the guest has taken `sda`
+        /// (Linode's `sdb`; [`crate::profile::late_scsi_disk`]).
         swap: Option<PathBuf>,
     },
     /// A NixOS VM run script.

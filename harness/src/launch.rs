@@ -90,15 +90,8 @@ pub(crate) fn launch_for(
             cmdline,
             disk,
             bus,
-            swap,
-        } => qemu(profile::disk_kernel(
-            kernel,
-            initrd,
-            cmdline,
-            disk,
-            *bus,
-            swap.as_deref(),
-        )),
+            swap: _,
+        } => qemu(profile::disk_kernel(kernel, initrd, cmdline, disk, *bus)),
         Bootable::Aarch64Disk {
             path,
             format: driver,

@@ -157,36 +157,51 @@ pub fn kexec(kernel: &Path, initrd: &Path, cmdline: &str) -> Vec<String> {
 
 /// A kernel read from the disk's own file system, booted directly, with the disk (on an
 /// overlay: the image is never written) attached as the platform attaches it: on AHCI like
-/// every disk, or as `sda` on virtio-scsi with the run's swap disk as `sdb` (Linode).
+/// every disk, or as `sda` (`disk0`) on virtio-scsi (Linode), where the run's swap disk is
+/// added later as `sdb` ([`late_scsi_disk`]).
 pub fn disk_kernel(
     kernel: &Path,
     initrd: &Path,
     cmdline: &str,
     disk_path: &Path,
     bus: DiskBus,
-    swap: Option<&Path>,
 ) -> Vec<String> {
     let mut args = match bus {
         DiskBus::Ahci => disk(disk_path, "raw", true),
-        DiskBus::VirtioScsi => {
-            let mut a = vec![s("-device"), s("virtio-scsi-pci,id=scsi0")];
-            let disks = std::iter::once((disk_path, ",snapshot=on")).chain(swap.map(|p| (p, "")));
-            for (i, (path, snap)) in disks.enumerate() {
-                a.extend([
-                    s("-drive"),
-                    format!(
-                        "file={},format=raw,if=none,id=disk{i},cache=unsafe{snap}",
-                        file_value(path)
-                    ),
-                    s("-device"),
-                    format!("scsi-hd,drive=disk{i},bus=scsi0.0,channel=0,scsi-id={i},lun=0"),
-                ]);
-            }
-            a
-        }
+        DiskBus::VirtioScsi => vec![
+            s("-device"),
+            s("virtio-scsi-pci,id=scsi0"),
+            s("-drive"),
+            format!(
+                "file={},format=raw,if=none,id=disk0,cache=unsafe,snapshot=on",
+                file_value(disk_path)
+            ),
+            s("-device"),
+            s("scsi-hd,drive=disk0,bus=scsi0.0,channel=0,scsi-id=0,lun=0"),
+        ],
     };
     args.extend(kexec(kernel, initrd, cmdline));
     args
+}
+
+/// The block device name of the first disk of [`disk_kernel`] on virtio-scsi.
+pub const SCSI_ROOT_DRIVE: &str = "disk0";
+
+/// The monitor (HMP) commands that add `path` as the second disk of [`disk_kernel`]'s
+/// virtio-scsi controller, target 1, while the guest runs.
+///
+/// Linux names SCSI disks in the order their (asynchronous) `sd` probes run, not by target: two
+/// disks present at boot came up as `sda` = target 1 now and then under load, and the Linode
+/// image, which mounts `/dev/sda`, dropped to the initramfs shell. Added once the guest has
+/// read `disk0` (so `sda` is taken), the swap disk is `sdb` every time.
+pub fn late_scsi_disk(path: &Path) -> [String; 2] {
+    [
+        format!(
+            "drive_add 0 file={},format=raw,if=none,id=disk1,cache=unsafe",
+            file_value(path)
+        ),
+        s("device_add scsi-hd,drive=disk1,bus=scsi0.0,channel=0,scsi-id=1,lun=0"),
+    ]
 }
 
 /// The environment of a NixOS VM run script (`bin/run-*-vm`), the way NixOS's test driver
@@ -292,21 +307,23 @@ mod tests {
             "init=/x console=ttyS0,19200n8",
             Path::new("/r/disk.img"),
             DiskBus::VirtioScsi,
-            Some(Path::new("/r/swap.img")),
         );
         assert_eq!(
             after(&a, "-device"),
             [
                 "virtio-scsi-pci,id=scsi0",
                 "scsi-hd,drive=disk0,bus=scsi0.0,channel=0,scsi-id=0,lun=0",
-                "scsi-hd,drive=disk1,bus=scsi0.0,channel=0,scsi-id=1,lun=0"
             ]
         );
         assert_eq!(
             after(&a, "-drive"),
+            ["file=/r/disk.img,format=raw,if=none,id=disk0,cache=unsafe,snapshot=on"]
+        );
+        assert_eq!(
+            late_scsi_disk(Path::new("/r/a,b/swap.img")),
             [
-                "file=/r/disk.img,format=raw,if=none,id=disk0,cache=unsafe,snapshot=on",
-                "file=/r/swap.img,format=raw,if=none,id=disk1,cache=unsafe"
+                "drive_add 0 file=/r/a,,b/swap.img,format=raw,if=none,id=disk1,cache=unsafe",
+                "device_add scsi-hd,drive=disk1,bus=scsi0.0,channel=0,scsi-id=1,lun=0"
             ]
         );
         assert_eq!(after(&a, "-append"), ["init=/x console=ttyS0,19200n8"]);
@@ -316,7 +333,6 @@ mod tests {
             "",
             Path::new("/d.img"),
             DiskBus::Ahci,
-            None,
         );
         assert_eq!(
             after(&b, "-device"),

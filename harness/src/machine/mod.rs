@@ -18,6 +18,7 @@ use crate::qemu::{QemuExit, QemuProcess};
 use crate::qmp::{Qmp, QmpEvent};
 use crate::rundir::{RunDir, RunFiles};
 
+mod late_disk;
 mod start;
 mod stop;
 use crate::serial::LogTail;
@@ -76,6 +77,8 @@ pub struct Machine {
     vcpus_dropped: Option<String>,
     /// Such a line seen by the running launch, not yet acted on.
     int3_oops: Option<String>,
+    /// A disk to add once the guest has named its root disk (Linode's swap disk).
+    late_disk: Option<late_disk::LateDisk>,
     /// The guest slots held while QEMU runs ([`crate::slots`]), when a slot directory is set.
     slots: Option<crate::slots::Held>,
 }
@@ -176,6 +179,7 @@ impl Machine {
             vcpus: opts.cpus_for(accel),
             vcpus_dropped: None,
             int3_oops: None,
+            late_disk: None,
             slots: None,
         };
         let launched = match machine.launch(accel).await? {
@@ -346,8 +350,12 @@ impl Machine {
                     self.drain_console(&mut last_partial).or_else(|| self.judge.tick(self.started.elapsed()))
                 }
             };
-            for m in self.judge.take_fresh() {
-                self.progress.send(Event::Milestone(m)).await;
+            let fresh = self.judge.take_fresh();
+            for m in &fresh {
+                self.progress.send(Event::Milestone(*m)).await;
+            }
+            if self.late_disk.is_some() {
+                self.step_late_disk(&fresh).await;
             }
             if let Some(d) = decision {
                 return d;

@@ -153,6 +153,12 @@ impl Machine {
                 }
             }
         };
+        self.late_disk = match &self.bootable {
+            Bootable::DiskKernel {
+                swap: Some(swap), ..
+            } => Some(super::late_disk::LateDisk::new(swap.clone())),
+            _ => None,
+        };
         self.qmp_open = qmp.is_some();
         self.qmp = qmp;
         self.qemu = Some(qemu);
