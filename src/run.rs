@@ -71,7 +71,17 @@ pub async fn run(target: Target, opts: BootOptions) -> Result<(), Exit> {
     );
     let end = {
         let _raw = RawMode::enable();
-        pump(&mut serial, &mut stop).await
+        // The machine is watched while the console is attached, as a check watches it: that
+        // is what adds a Linode guest's swap disk once its root disk is named. Its verdict is
+        // not shown; the guest runs on after it.
+        let watch = async {
+            machine.wait_ready().await;
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            end = pump(&mut serial, &mut stop) => end,
+            () = watch => unreachable!("the watch never ends"),
+        }
     };
     let why = match end {
         End::Detached => "detached",
