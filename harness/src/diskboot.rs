@@ -10,7 +10,6 @@
 //!   disk `sdb` (linode-config.nix: `swapDevices = [ { device = "/dev/sdb"; } ]`): the run
 //!   gets a fresh, formatted one in its directory, added while the guest runs, once it has read
 //!   `sda` (Linux's SCSI disk names follow probe order, which is not target order).
-
 //! - `extlinux` (sd-x86_64): nixpkgs' SD card image is an MBR disk (FAT firmware partition,
 //!   bootable ext4 root) with no boot code, whose `/boot/extlinux/extlinux.conf` is written by
 //!   generic-extlinux-compatible for U-Boot (nixpkgs boots it in its own tests with U-Boot's

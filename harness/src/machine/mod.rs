@@ -232,13 +232,7 @@ impl Machine {
                     .await
                 {
                     Ok(()) => self.decide().await,
-                    Err(e) => Decision {
-                        outcome: Outcome::Failed {
-                            reason: Reason::QemuExited,
-                            detail: format!("restart under TCG failed: {e}"),
-                        },
-                        source: ReadinessSource::None,
-                    },
+                    Err(e) => restart_failed("restart under TCG", &e),
                 };
             }
         }
@@ -249,13 +243,7 @@ impl Machine {
         {
             decision = match self.restart_with_one_vcpu(line).await {
                 Ok(()) => self.decide().await,
-                Err(e) => Decision {
-                    outcome: Outcome::Failed {
-                        reason: Reason::QemuExited,
-                        detail: format!("restart with one vCPU failed: {e}"),
-                    },
-                    source: ReadinessSource::None,
-                },
+                Err(e) => restart_failed("restart with one vCPU", &e),
             };
         }
         let qemu_alive = self.qemu.as_mut().is_some_and(|q| q.try_exited().is_none());
@@ -442,6 +430,17 @@ impl Machine {
             }
         }
         decision
+    }
+}
+
+/// The decision when starting a guest again failed: QEMU is gone, `what` says which restart.
+fn restart_failed(what: &str, e: &HarnessError) -> Decision {
+    Decision {
+        outcome: Outcome::Failed {
+            reason: Reason::QemuExited,
+            detail: format!("{what} failed: {e}"),
+        },
+        source: ReadinessSource::None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Starting QEMU for a [`Machine`]: one launch (QEMU, notify channel, QMP), the watch of a
 //! fresh `auto` guest under KVM, and the restart under TCG of a guest that died of KVM.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{self, UnboundedSender};
@@ -194,6 +194,27 @@ impl Machine {
     /// one again under TCG (QEMU's snapshot overlay is new with each start).
     pub(super) async fn restart_under_tcg(&mut self, why: KvmDropped) -> Result<(), HarnessError> {
         accel::drop_kvm(&why);
+        self.kvm_dropped = Some(why.clone());
+        let files = RunFiles::of(&self.path);
+        let keep = [
+            (files.qemu_stderr(), files.kvm_stderr()),
+            (files.qmp_log(), files.kvm_qmp_log()),
+        ];
+        let event = Event::Restarted {
+            accel: Accel::Tcg,
+            why,
+        };
+        self.restart(&keep, event).await
+    }
+
+    /// Stops QEMU and the notify channel of the running launch, renames each of `keep`'s files
+    /// (from, to) so that the next launch does not overwrite them, sends `event`, and launches
+    /// again under TCG.
+    async fn restart(
+        &mut self,
+        keep: &[(PathBuf, PathBuf)],
+        event: Event,
+    ) -> Result<(), HarnessError> {
         self.qmp = None;
         if let Some(q) = self.qemu.take() {
             q.stop().await;
@@ -201,20 +222,10 @@ impl Machine {
         if let Some(n) = self.notify.take() {
             n.close().await;
         }
-        let files = RunFiles::of(&self.path);
-        for (from, to) in [
-            (files.qemu_stderr(), files.kvm_stderr()),
-            (files.qmp_log(), files.kvm_qmp_log()),
-        ] {
+        for (from, to) in keep {
             let _ = std::fs::rename(from, to);
         }
-        self.progress
-            .send(Event::Restarted {
-                accel: Accel::Tcg,
-                why: why.clone(),
-            })
-            .await;
-        self.kvm_dropped = Some(why);
+        self.progress.send(event).await;
         match self.launch(Accel::Tcg).await? {
             Launched::Running => Ok(()),
             Launched::KvmFailed(_) => unreachable!("only a KVM launch can fail of KVM"),
@@ -249,23 +260,11 @@ impl Machine {
     /// console as `smp-serial.log`, and starts it again with one vCPU (a new snapshot overlay;
     /// its slots, if any, are kept).
     pub(super) async fn restart_with_one_vcpu(&mut self, oops: String) -> Result<(), HarnessError> {
-        self.qmp = None;
-        if let Some(q) = self.qemu.take() {
-            q.stop().await;
-        }
-        if let Some(n) = self.notify.take() {
-            n.close().await;
-        }
+        self.vcpus_dropped = Some(oops.clone());
         let files = RunFiles::of(&self.path);
-        let _ = std::fs::rename(files.serial_log(), files.smp_serial_log());
-        self.progress
-            .send(Event::RestartedWithOneVcpu { oops: oops.clone() })
-            .await;
-        self.vcpus_dropped = Some(oops);
-        match self.launch(self.accel).await? {
-            Launched::Running => Ok(()),
-            Launched::KvmFailed(_) => unreachable!("only a KVM launch can fail of KVM"),
-        }
+        let keep = [(files.serial_log(), files.smp_serial_log())];
+        self.restart(&keep, Event::RestartedWithOneVcpu { oops })
+            .await
     }
 }
 
