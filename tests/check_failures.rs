@@ -40,8 +40,13 @@ fn every_broken_standin_fails_with_its_reason() {
     };
     let hanging = spawn(&["--check", "--timeout", "45"], &hang);
     let failing = spawn(&["--check", "--json"], &by_themselves);
-    assert_failed_check_is_readable(&hanging.wait_with_output().unwrap(), "timeout");
-    assert_failed_with_reasons(&failing.wait_with_output().unwrap(), &by_themselves);
+    // Both end before either is judged: a failed assertion leaves no check running.
+    let (hanging, failing) = (
+        hanging.wait_with_output().unwrap(),
+        failing.wait_with_output().unwrap(),
+    );
+    assert_failed_check_is_readable(&hanging, "timeout");
+    assert_failed_with_reasons(&failing, &by_themselves);
     assert_nothing_left(tmp.path());
 }
 
