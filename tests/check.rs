@@ -129,9 +129,7 @@ fn signal_during_a_check_leaves_nothing_behind(signal: nix::sys::signal::Signal,
     let (dir, all) = standins();
     let raw_efi = standin(&all, "raw-efi");
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = nixos_generate(tmp.path())
-        .arg("--check")
-        .args(image_args(&dir, &[raw_efi]))
+    let mut child = command_on(tmp.path(), &["--check"], &dir, &[raw_efi])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -162,13 +160,16 @@ fn qemu_killed_mid_boot_is_reported_within_seconds() {
     let (dir, all) = standins();
     let raw_efi = standin(&all, "raw-efi");
     let tmp = tempfile::tempdir().unwrap();
-    let child = nixos_generate(tmp.path())
-        .args(["--check", "--json", "--accel", "tcg"])
-        .args(image_args(&dir, &[raw_efi]))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = command_on(
+        tmp.path(),
+        &["--check", "--json", "--accel", "tcg"],
+        &dir,
+        &[raw_efi],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     wait_until_a_guest_runs_in(tmp.path());
     let qemu: Vec<i32> = std::fs::read_dir("/proc")
         .unwrap()
@@ -220,9 +221,7 @@ fn sigterm_during_run_leaves_nothing_behind() {
     let (dir, all) = standins();
     let vm = standin(&all, "vm");
     let tmp = tempfile::tempdir().unwrap();
-    let child = nixos_generate(tmp.path())
-        .arg("--run")
-        .args(image_args(&dir, &[vm]))
+    let child = command_on(tmp.path(), &["--run"], &dir, &[vm])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -30,9 +30,7 @@ fn every_broken_standin_fails_with_its_reason() {
     assert_eq!(hang.len(), 1, "expected one hanging stand-in: {broken:?}");
     let tmp = tempfile::tempdir().unwrap();
     let spawn = |args: &[&str], standins: &[&Standin]| {
-        nixos_generate(tmp.path())
-            .args(args)
-            .args(image_args(&dir, standins))
+        command_on(tmp.path(), args, &dir, standins)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -44,13 +44,16 @@ pub fn nixos_generate(tmp: &Path) -> Command {
     c
 }
 
+/// The command with `args` on `standins` (see [`image_args`]), not started.
+pub fn command_on(tmp: &Path, args: &[&str], dir: &Path, standins: &[&Standin]) -> Command {
+    let mut c = nixos_generate(tmp);
+    c.args(args).args(image_args(dir, standins));
+    c
+}
+
 /// The command with `args` on `standins` (see [`image_args`]), run to its end.
 pub fn check_images(tmp: &Path, args: &[&str], dir: &Path, standins: &[&Standin]) -> Output {
-    nixos_generate(tmp)
-        .args(args)
-        .args(image_args(dir, standins))
-        .output()
-        .unwrap()
+    command_on(tmp, args, dir, standins).output().unwrap()
 }
 
 /// `-f F --image I` for each stand-in, in order.
