@@ -41,6 +41,9 @@ impl Progress {
             Event::Restarted { accel, why } => {
                 format!("KVM failed ({why}); started again under {accel}")
             }
+            Event::RestartedAfterFirmwareStall { detail } => {
+                format!("{detail}; started again")
+            }
             Event::RestartedWithOneVcpu { .. } => {
                 "the kernel oopsed on a stale int3 with two vCPUs under TCG; started again with one"
                     .to_string()

@@ -54,7 +54,7 @@ const TAIL_LINES: usize = 30;
 
 /// A check as a row of `--json`, serialised from the check and its verdict themselves:
 /// `format`, `image` (lossy: JSON strings are UTF-8, a path need not be), `accelerator`,
-/// `kvm_dropped`, `vcpus`, `vcpus_dropped`, `readiness_source`, `transport`, `verdict`, `reason`, `detail`, `elapsed_s`,
+/// `kvm_dropped`, `vcpus`, `vcpus_dropped`, `firmware_restarted`, `readiness_source`, `transport`, `verdict`, `reason`, `detail`, `elapsed_s`,
 /// `milestones`, `run_dir`, `console`; what the machine never had is `null`.
 struct JsonRow<'a>(&'a Checked);
 
@@ -69,13 +69,17 @@ impl Serialize for JsonRow<'_> {
             } => Some(facts),
             _ => None,
         };
-        let mut row = s.serialize_struct("Checked", 15)?;
+        let mut row = s.serialize_struct("Checked", 16)?;
         row.serialize_field("format", &c.format)?;
         row.serialize_field("image", &c.image.to_string_lossy())?;
         row.serialize_field("accelerator", &v.map(|v| v.accel))?;
         row.serialize_field("kvm_dropped", &v.and_then(|v| v.kvm_dropped.as_ref()))?;
         row.serialize_field("vcpus", &v.and_then(|v| v.vcpus))?;
         row.serialize_field("vcpus_dropped", &v.and_then(|v| v.vcpus_dropped.as_ref()))?;
+        row.serialize_field(
+            "firmware_restarted",
+            &v.and_then(|v| v.firmware_restarted.as_ref()),
+        )?;
         row.serialize_field("readiness_source", &v.map(|v| v.source))?;
         row.serialize_field("transport", &v.map(Verdict::transport_line))?;
         row.serialize_field("verdict", if c.passed() { "multi-user" } else { "failed" })?;
@@ -169,6 +173,9 @@ pub fn print(results: &[Checked], json: bool) {
                 c.format
             );
         }
+        if let Some(stall) = c.verdict().and_then(|v| v.firmware_restarted.as_ref()) {
+            println!("{}: {stall}; the guest was started again", c.format);
+        }
     }
 }
 
@@ -258,6 +265,7 @@ mod tests {
             kvm_dropped,
             vcpus: Some(1),
             vcpus_dropped: None,
+            firmware_restarted: None,
             source: ReadinessSource::Vsock,
             firmware: Firmware::Uefi,
             transport: TransportKind::SerialOnly,
@@ -307,10 +315,10 @@ mod tests {
     /// Each row of `--json` (compact here; `--json` pretty-prints the same), byte for byte as the
     /// hand-built rows printed it before they were serialised from the check itself.
     const EXPECTED: [&str; 4] = [
-        r#"{"format":"raw","image":"/i/�image.img","accelerator":null,"kvm_dropped":null,"vcpus":null,"vcpus_dropped":null,"readiness_source":null,"transport":null,"verdict":"failed","reason":"could-not-start","detail":"no image","elapsed_s":null,"milestones":[],"run_dir":null,"console":null}"#,
-        r#"{"format":"iso","image":"/i/�image.img","accelerator":"tcg","kvm_dropped":"KVM internal error","vcpus":1,"vcpus_dropped":null,"readiness_source":"vsock","transport":"serial-only: no vhost-device-vsock","verdict":"failed","reason":"kernel-panic","detail":"kernel-panic: VFS","elapsed_s":21.500001,"milestones":[{"milestone":"boot loader","at_s":1.234},{"milestone":"multi-user","at_s":20.000123}],"run_dir":"/tmp/ng-x1","console":null}"#,
-        r#"{"format":"qcow","image":"/i/�image.img","accelerator":"tcg","kvm_dropped":null,"vcpus":1,"vcpus_dropped":null,"readiness_source":"vsock","transport":"serial-only: no vhost-device-vsock","verdict":"failed","reason":"console-scenario","detail":"no prompt","elapsed_s":21.500001,"milestones":[{"milestone":"boot loader","at_s":1.234},{"milestone":"multi-user","at_s":20.000123}],"run_dir":null,"console":null}"#,
-        r#"{"format":"vm","image":"/i/�image.img","accelerator":"tcg","kvm_dropped":null,"vcpus":1,"vcpus_dropped":null,"readiness_source":"vsock","transport":"serial-only: no vhost-device-vsock","verdict":"multi-user","reason":null,"detail":null,"elapsed_s":21.500001,"milestones":[{"milestone":"boot loader","at_s":1.234},{"milestone":"multi-user","at_s":20.000123}],"run_dir":null,"console":{"login":"autologin","system_state":"running","failed_units":[],"os_release":{"ID":"nixos"},"cmdline":"console=ttyS0"}}"#,
+        r#"{"format":"raw","image":"/i/�image.img","accelerator":null,"kvm_dropped":null,"vcpus":null,"vcpus_dropped":null,"firmware_restarted":null,"readiness_source":null,"transport":null,"verdict":"failed","reason":"could-not-start","detail":"no image","elapsed_s":null,"milestones":[],"run_dir":null,"console":null}"#,
+        r#"{"format":"iso","image":"/i/�image.img","accelerator":"tcg","kvm_dropped":"KVM internal error","vcpus":1,"vcpus_dropped":null,"firmware_restarted":null,"readiness_source":"vsock","transport":"serial-only: no vhost-device-vsock","verdict":"failed","reason":"kernel-panic","detail":"kernel-panic: VFS","elapsed_s":21.500001,"milestones":[{"milestone":"boot loader","at_s":1.234},{"milestone":"multi-user","at_s":20.000123}],"run_dir":"/tmp/ng-x1","console":null}"#,
+        r#"{"format":"qcow","image":"/i/�image.img","accelerator":"tcg","kvm_dropped":null,"vcpus":1,"vcpus_dropped":null,"firmware_restarted":null,"readiness_source":"vsock","transport":"serial-only: no vhost-device-vsock","verdict":"failed","reason":"console-scenario","detail":"no prompt","elapsed_s":21.500001,"milestones":[{"milestone":"boot loader","at_s":1.234},{"milestone":"multi-user","at_s":20.000123}],"run_dir":null,"console":null}"#,
+        r#"{"format":"vm","image":"/i/�image.img","accelerator":"tcg","kvm_dropped":null,"vcpus":1,"vcpus_dropped":null,"firmware_restarted":null,"readiness_source":"vsock","transport":"serial-only: no vhost-device-vsock","verdict":"multi-user","reason":null,"detail":null,"elapsed_s":21.500001,"milestones":[{"milestone":"boot loader","at_s":1.234},{"milestone":"multi-user","at_s":20.000123}],"run_dir":null,"console":{"login":"autologin","system_state":"running","failed_units":[],"os_release":{"ID":"nixos"},"cmdline":"console=ttyS0"}}"#,
     ];
 
     /// `--json` of every shape of result, spelt as it always was.

@@ -69,6 +69,10 @@ pub struct BootOptions {
     /// and is started again with one if its kernel then oopses on a stale `int3`
     /// ([`default_cpus`] says why).
     pub idle_cores: bool,
+    /// How long a UEFI firmware may print nothing after its banner before the guest is
+    /// started again (once; a second stall is the verdict `firmware-stalled`):
+    /// [`crate::detect::firmware_stall::DEFAULT_WINDOW`] unless set.
+    pub firmware_stall: Duration,
 }
 
 impl Default for BootOptions {
@@ -89,6 +93,7 @@ impl Default for BootOptions {
             system: None,
             guest_slots: None,
             idle_cores: false,
+            firmware_stall: crate::detect::firmware_stall::DEFAULT_WINDOW,
         }
     }
 }

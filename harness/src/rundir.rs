@@ -165,6 +165,9 @@ run_files! {
     /// The serial console of an attempt under TCG with two vCPUs whose kernel oopsed on a stale
     /// `int3`, when the guest was started again with one.
     smp_serial_log => "smp-serial.log",
+    /// The serial console of an attempt whose UEFI firmware stalled after its banner, when the
+    /// guest was started again.
+    stalled_serial_log => "stalled-serial.log",
     /// vhost-device-vsock's vhost-user socket (QEMU connects to it).
     vhost_sock => "vhost.sock",
     /// vhost-device-vsock's unix socket prefix (guest port P arrives at `vsock_P`).

@@ -64,13 +64,16 @@ pub enum Reason {
     /// QEMU stopped the guest's CPUs for another reason (status `io-error`: the host could not
     /// write the run's overlay; `shutdown`, `watchdog`, ...).
     GuestStopped,
+    /// The UEFI firmware printed its banner and then nothing, twice: the guest was started
+    /// again after the first stall ([`crate::detect::firmware_stall`]).
+    FirmwareStalled,
     /// No decision before the deadline.
     Timeout,
 }
 
 impl Reason {
     /// Every reason, in declaration order.
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::KernelPanic,
         Reason::EmergencyMode,
         Reason::RescueMode,
@@ -82,6 +85,7 @@ impl Reason {
         Reason::ContainerExited,
         Reason::AcceleratorFailure,
         Reason::GuestStopped,
+        Reason::FirmwareStalled,
         Reason::Timeout,
     ];
 
@@ -225,6 +229,10 @@ pub struct Verdict {
     /// and was started again with one ([`crate::BootOptions::idle_cores`]); that attempt's
     /// console is `smp-serial.log` in the run directory.
     pub vcpus_dropped: Option<String>,
+    /// What stalled when the UEFI firmware printed its banner and then nothing for
+    /// [`crate::BootOptions::firmware_stall`], and the guest was started again once; that
+    /// attempt's console is `stalled-serial.log` in the run directory.
+    pub firmware_restarted: Option<String>,
     /// The channel that decided.
     pub source: ReadinessSource,
     /// The firmware that started the guest.
@@ -319,6 +327,12 @@ pub enum Event {
     RestartedWithOneVcpu {
         /// The kernel's oops line.
         oops: String,
+    },
+    /// The UEFI firmware printed its banner and then nothing for
+    /// [`crate::BootOptions::firmware_stall`], and QEMU was started again.
+    RestartedAfterFirmwareStall {
+        /// What stalled.
+        detail: String,
     },
     /// A boot stage was reached.
     Milestone(Milestone),

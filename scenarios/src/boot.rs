@@ -102,6 +102,7 @@ mod tests {
             kvm_dropped: None,
             vcpus: Some(1),
             vcpus_dropped: None,
+            firmware_restarted: None,
             source: ReadinessSource::Vsock,
             firmware: Firmware::Uefi,
             transport: TransportKind::SerialOnly,

@@ -5,10 +5,12 @@
 //! rescue) while a vsock channel is live and the guest has spoken on it: those are held for
 //! [`NOTIFY_GRACE`] so that the guest's own report (more reliable) can decide first.
 
+pub mod firmware_stall;
 pub mod text;
 
 use std::time::Duration;
 
+pub use firmware_stall::FirmwareWatch;
 pub use text::{int3_oops, strip_ansi, tail_lines, Finding, TextDetector, KERNEL_TIMESTAMP};
 
 use crate::notify::{self, NotifyMessage, NotifyState};

@@ -9,7 +9,7 @@ use formats::Format;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use crate::accel;
-use crate::detect::{Decision, Judge, Signal};
+use crate::detect::{Decision, FirmwareWatch, Judge, Signal};
 use crate::image::{self, Bootable};
 use crate::notify::NotifyChannel;
 use crate::options::{AccelChoice, BootOptions};
@@ -77,6 +77,12 @@ pub struct Machine {
     vcpus_dropped: Option<String>,
     /// Such a line seen by the running launch, not yet acted on.
     int3_oops: Option<String>,
+    /// The running launch's watch for a UEFI firmware that stalls after its banner.
+    firmware_watch: FirmwareWatch,
+    /// Such a stall of the running launch, not yet acted on.
+    firmware_stall: Option<String>,
+    /// The stall that ended an earlier launch (the guest was then started again).
+    firmware_restarted: Option<String>,
     /// A disk to add once the guest has named its root disk (Linode's swap disk).
     late_disk: Option<late_disk::LateDisk>,
     /// The guest slots held while QEMU runs ([`crate::slots`]), when a slot directory is set.
@@ -179,6 +185,9 @@ impl Machine {
             vcpus: opts.cpus_for(accel),
             vcpus_dropped: None,
             int3_oops: None,
+            firmware_watch: FirmwareWatch::new(opts.firmware_stall),
+            firmware_stall: None,
+            firmware_restarted: None,
             late_disk: None,
             slots: None,
         };
@@ -246,6 +255,16 @@ impl Machine {
                 Err(e) => restart_failed("restart with one vCPU", &e),
             };
         }
+        if let Some(detail) = self
+            .firmware_stall
+            .take()
+            .filter(|_| self.firmware_restarted.is_none())
+        {
+            decision = match self.restart_after_firmware_stall(detail).await {
+                Ok(()) => self.decide().await,
+                Err(e) => restart_failed("restart after the firmware stalled", &e),
+            };
+        }
         let qemu_alive = self.qemu.as_mut().is_some_and(|q| q.try_exited().is_none());
         if decision.outcome != Outcome::Ready && qemu_alive && self.qmp.is_some() {
             if let Ok(Ok(p)) = tokio::time::timeout(Duration::from_secs(3), self.screenshot()).await
@@ -261,6 +280,7 @@ impl Machine {
             kvm_dropped: self.kvm_dropped.clone(),
             vcpus: (self.accel != Accel::None).then_some(self.vcpus),
             vcpus_dropped: self.vcpus_dropped.clone(),
+            firmware_restarted: self.firmware_restarted.clone(),
             source: decision.source,
             firmware: self.firmware,
             transport: self.transport,
@@ -335,7 +355,9 @@ impl Machine {
                     self.drain_console(&mut last_partial).or_else(|| self.judge.feed(Signal::Deadline(self.timeout), at))
                 }
                 _ = tokio::time::sleep(POLL) => {
-                    self.drain_console(&mut last_partial).or_else(|| self.judge.tick(self.started.elapsed()))
+                    self.drain_console(&mut last_partial)
+                        .or_else(|| self.judge.tick(self.started.elapsed()))
+                        .or_else(|| self.firmware_stalled())
                 }
             };
             let fresh = self.judge.take_fresh();
@@ -421,10 +443,12 @@ impl Machine {
                         source: ReadinessSource::Serial,
                     }));
                 }
+                self.firmware_watch.text(&line, at);
                 decision = decision.or_else(|| self.judge.feed(Signal::Line(&line), at));
             }
             let tail = console.partial();
             if !tail.trim().is_empty() && tail != *last {
+                self.firmware_watch.text(&tail, at);
                 decision = decision.or_else(|| self.judge.feed(Signal::Partial(&tail), at));
                 *last = tail;
             }

@@ -1,5 +1,6 @@
 //! Starting QEMU for a [`Machine`]: one launch (QEMU, notify channel, QMP), the watch of a
-//! fresh `auto` guest under KVM, and the restart under TCG of a guest that died of KVM.
+//! fresh `auto` guest under KVM, and the restarts: under TCG of a guest that died of KVM, with
+//! one vCPU after a stale `int3`, and after a UEFI firmware stalled.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 
 use super::{consoles, wait_exit, Machine, KVM_SETTLE, QMP_START, STATUS_TIMEOUT};
 use crate::accel;
-use crate::detect::{Judge, Signal};
+use crate::detect::{Decision, FirmwareWatch, Judge, Signal};
 use crate::image::Bootable;
 use crate::launch::launch_for;
 use crate::notify::{NotifyChannel, NotifyOptions};
@@ -17,7 +18,7 @@ use crate::qemu::{tail, QemuProcess};
 use crate::qmp::{ConnectFailure, Qmp, QmpEvent};
 use crate::rundir::RunDir;
 use crate::rundir::RunFiles;
-use crate::{Accel, Event, HarnessError, KvmDropped};
+use crate::{Accel, Event, Firmware, HarnessError, KvmDropped, Outcome, ReadinessSource, Reason};
 
 /// How a launch of QEMU went.
 pub(super) enum Launched {
@@ -172,6 +173,7 @@ impl Machine {
         self.notify = Some(notify);
         self.qmp_events = qmp_events;
         self.consoles = consoles(&dir);
+        self.firmware_watch = FirmwareWatch::new(self.opts.firmware_stall);
         self.started = started;
         self.accel = accel;
         self.timeout = match self.bootable.is_foreign() {
@@ -264,6 +266,40 @@ impl Machine {
         let files = RunFiles::of(&self.path);
         let keep = [(files.serial_log(), files.smp_serial_log())];
         self.restart(&keep, Event::RestartedWithOneVcpu { oops })
+            .await
+    }
+
+    /// The decision when the running launch's UEFI firmware printed its banner and then
+    /// nothing for the window ([`crate::detect::firmware_stall`]), remembered so that
+    /// [`Machine::wait_ready`] starts the guest once more; `None` while it has not.
+    pub(super) fn firmware_stalled(&mut self) -> Option<Decision> {
+        if self.firmware != Firmware::Uefi {
+            return None;
+        }
+        let mut detail = self.firmware_watch.stalled(self.started.elapsed())?;
+        if self.firmware_restarted.is_some() {
+            detail.push_str(", again after a restart");
+        }
+        self.firmware_stall = Some(detail.clone());
+        Some(Decision {
+            outcome: Outcome::Failed {
+                reason: Reason::FirmwareStalled,
+                detail,
+            },
+            source: ReadinessSource::Serial,
+        })
+    }
+
+    /// Stops the guest whose UEFI firmware stalled after its banner, keeps its console as
+    /// `stalled-serial.log`, and starts it again (a new variable store and snapshot overlay).
+    pub(super) async fn restart_after_firmware_stall(
+        &mut self,
+        detail: String,
+    ) -> Result<(), HarnessError> {
+        self.firmware_restarted = Some(detail.clone());
+        let files = RunFiles::of(&self.path);
+        let keep = [(files.serial_log(), files.stalled_serial_log())];
+        self.restart(&keep, Event::RestartedAfterFirmwareStall { detail })
             .await
     }
 }
