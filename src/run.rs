@@ -44,7 +44,10 @@ impl Drop for RawMode {
 /// Boots `target` and connects its serial console to this terminal until Ctrl-] or until the
 /// machine stops. SIGINT, SIGTERM or SIGHUP at any point, start-up included (the KVM probe,
 /// unpacking, waiting for QMP), stops every process of the run and removes its directory.
-pub async fn run(target: Target, opts: BootOptions) -> Result<(), Exit> {
+pub async fn run(target: Target, mut opts: BootOptions) -> Result<(), Exit> {
+    // A person watches the console: a stalled firmware is theirs to see and leave (Ctrl-]), not
+    // restarted under them, which would close the console they are attached to.
+    opts.firmware_stall = Duration::MAX;
     let mut stop = crate::signals::Stop::install();
     // Progress events are not shown while the console is attached: none are asked for.
     let start = Machine::start(target.format, &target.image, &opts, None);

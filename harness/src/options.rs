@@ -71,7 +71,8 @@ pub struct BootOptions {
     pub idle_cores: bool,
     /// How long a UEFI firmware may print nothing after its banner before the guest is
     /// started again (once; a second stall is the verdict `firmware-stalled`):
-    /// [`crate::detect::firmware_stall::DEFAULT_WINDOW`] unless set.
+    /// [`crate::detect::firmware_stall::DEFAULT_WINDOW`] unless set; `Duration::MAX`: never
+    /// (`--run`, whose console a restart would close).
     pub firmware_stall: Duration,
 }
 

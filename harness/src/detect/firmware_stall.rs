@@ -124,4 +124,11 @@ mod tests {
         // No console at all.
         assert_eq!(FirmwareWatch::new(secs(90)).stalled(secs(500)), None);
     }
+
+    #[test]
+    fn an_endless_window_never_stalls() {
+        let mut w = FirmwareWatch::new(Duration::MAX);
+        w.text(BANNER, secs(1));
+        assert_eq!(w.stalled(Duration::MAX), None);
+    }
 }
