@@ -17,9 +17,11 @@ use common::{processes_mentioning, standins_dir};
 use harness::rundir::RunFiles;
 use harness::{BootOptions, Event, NotifyChoice, Outcome, Reason};
 
-/// The banner, as AAVMF prints it (the watch looks for its start).
+/// What the stalled AAVMF of CI's run printed, byte for byte but for the version: its banner,
+/// then its boot manager's screen clearing, then nothing (the NUL ends the string).
 const BANNER: &[u8] =
-    b"UEFI firmware (version stand-in stalled) built at 00:00:00 on Jan  1 2026)\r\n\0";
+    b"UEFI firmware (version stand-in stalled) built at 00:00:00 on Jan  1 2026)\r\n\
+    \x1b[2J\x1b[01;01H\x1b[=3h\x1b[2J\x1b[01;01H\x1b[2J\x1b[01;01H\x1b[=3h\x1b[2J\x1b[01;01H\0";
 
 /// The code at the reset address (flash at 0 on `virt`), little-endian words:
 /// ```text

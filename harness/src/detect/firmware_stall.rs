@@ -1,15 +1,18 @@
-//! A UEFI firmware that stalls between its banner and its boot manager.
+//! A UEFI firmware that stalls between its banner and booting its first boot option.
 //!
 //! AAVMF (UEFI on aarch64) prints `UEFI firmware (version ...)` as its DXE phase starts, and
 //! its boot manager prints `BdsDxe: loading Boot0001 ...` about 6 s later under TCG here
-//! (screen-clearing escapes come first). Once, on a CI machine, AAVMF printed its banner and
-//! then nothing for 480 s, booting the aarch64 ISO stand-in that boots in every other run
-//! (about 120 firmware starts here, most beside two busy loops, did not do it again). Nothing of the image is
-//! read before the boot manager runs, so such a stall says nothing about the image: the
-//! machine starts the guest once more, and only a second stall is the verdict
-//! ([`crate::Reason::FirmwareStalled`]).
+//! (screen-clearing escapes come first). Once, in CI's `.ci/run` (on a machine of this kind),
+//! AAVMF booting the aarch64 ISO stand-in printed its banner and the escapes, then nothing for
+//! the 480 s deadline, with QEMU still answering QMP. Its variable store shows how far it got:
+//! the CD-ROM registered as `Boot0001` and `BootOrder` written, `MemoryTypeInformation` (written
+//! as a boot option is booted) not. The same stand-in boots in every other run, and about 120
+//! firmware starts here, most beside two busy loops, did not stall. So the machine starts the
+//! guest once more, and only a stall that repeats is the verdict
+//! ([`crate::Reason::FirmwareStalled`]), at 180 s instead of a timeout at 480 s.
 //!
-//! Only a firmware that announced itself is watched, and only until it prints its next line:
+//! Only a firmware that announced itself is watched, and only until it prints its next line
+//! (escapes alone are no line):
 //! x86_64 OVMF prints no banner (its first line is the boot manager's), and after the firmware
 //! hands over, a console can be silent for long (a kernel without a serial console).
 
