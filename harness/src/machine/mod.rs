@@ -79,8 +79,6 @@ pub struct Machine {
     int3_oops: Option<String>,
     /// The running launch's watch for a UEFI firmware that stalls after its banner.
     firmware_watch: FirmwareWatch,
-    /// Such a stall of the running launch, not yet acted on.
-    firmware_stall: Option<String>,
     /// The stall that ended an earlier launch (the guest was then started again).
     firmware_restarted: Option<String>,
     /// A disk to add once the guest has named its root disk (Linode's swap disk).
@@ -186,7 +184,6 @@ impl Machine {
             vcpus_dropped: None,
             int3_oops: None,
             firmware_watch: FirmwareWatch::new(opts.firmware_stall),
-            firmware_stall: None,
             firmware_restarted: None,
             late_disk: None,
             slots: None,
@@ -255,11 +252,14 @@ impl Machine {
                 Err(e) => restart_failed("restart with one vCPU", &e),
             };
         }
-        if let Some(detail) = self
-            .firmware_stall
-            .take()
-            .filter(|_| self.firmware_restarted.is_none())
-        {
+        let first_stall = match &decision.outcome {
+            Outcome::Failed {
+                reason: Reason::FirmwareStalled,
+                detail,
+            } if self.firmware_restarted.is_none() => Some(detail.clone()),
+            _ => None,
+        };
+        if let Some(detail) = first_stall {
             decision = match self.restart_after_firmware_stall(detail).await {
                 Ok(()) => self.decide().await,
                 Err(e) => restart_failed("restart after the firmware stalled", &e),

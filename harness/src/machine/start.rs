@@ -270,9 +270,9 @@ impl Machine {
     }
 
     /// The decision when the running launch's UEFI firmware printed its banner and then
-    /// nothing for the window ([`crate::detect::firmware_stall`]), remembered so that
-    /// [`Machine::wait_ready`] starts the guest once more; `None` while it has not.
-    pub(super) fn firmware_stalled(&mut self) -> Option<Decision> {
+    /// nothing for the window ([`crate::detect::firmware_stall`]): the first such decision
+    /// makes [`Machine::wait_ready`] start the guest once more; `None` while it has not.
+    pub(super) fn firmware_stalled(&self) -> Option<Decision> {
         if self.firmware != Firmware::Uefi {
             return None;
         }
@@ -280,7 +280,6 @@ impl Machine {
         if self.firmware_restarted.is_some() {
             detail.push_str(", again after a restart");
         }
-        self.firmware_stall = Some(detail.clone());
         Some(Decision {
             outcome: Outcome::Failed {
                 reason: Reason::FirmwareStalled,
